@@ -1,0 +1,3 @@
+"""kr: kuzushiji recognition with a CenterNet detector and a MobileNetV3 classifier."""
+
+__version__ = '0.1.0'

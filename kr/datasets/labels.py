@@ -1,0 +1,133 @@
+"""The Kaggle label format: ``image_id,labels`` CSVs with ``U+XXXX x y w h`` groups."""
+
+import csv
+import os
+import re
+
+import numpy as np
+
+#: A class token: ``U+`` and 4 to 6 upper-case hex digits, as in unicode_translation.csv.
+UNICODE_PATTERN = re.compile(r'^U\+[0-9A-F]{4,6}$')
+#: Tokens per character in train.csv (``U+XXXX x y w h``).
+TOKENS_PER_BOX = 5
+
+
+def _where(source, line, image_id):
+    parts = []
+    if source:
+        parts.append(source if line is None else '{}:{}'.format(source, line))
+    if image_id is not None:
+        parts.append('image_id {}'.format(image_id))
+    return ' '.join(parts) + ': ' if parts else ''
+
+
+def parse_labels(labels: str, image_id: str = None, source: str = None, line: int = None):
+    """Parse one train.csv ``labels`` field.
+
+    Args:
+        labels: ``"U+XXXX x y w h ..."``; empty or whitespace for a page without labels.
+        image_id, source, line: Where the field comes from, for error messages.
+
+    Returns:
+        tuple: ``unicodes`` (list of R str) and ``bboxes`` (``(R, 4)`` float32
+        ``x_min y_min x_max y_max`` in page pixels).
+
+    Raises:
+        ValueError: The token count is not a multiple of 5, a class token is not
+            ``U+XXXX``, or a number is not a finite number or a size is negative; the
+            message names the file, line, image_id and token.
+    """
+    tokens = labels.split() if labels else []
+    where = _where(source, line, image_id)
+    if len(tokens) % TOKENS_PER_BOX:
+        raise ValueError('{}malformed labels: {} tokens is not a multiple of {} '
+                         '("U+XXXX x y w h" per character); last group: {!r}'.format(
+                             where, len(tokens), TOKENS_PER_BOX,
+                             ' '.join(tokens[-(len(tokens) % TOKENS_PER_BOX):])))
+    unicodes = tokens[0::TOKENS_PER_BOX]
+    for u in unicodes:
+        if not UNICODE_PATTERN.match(u):
+            raise ValueError('{}malformed labels: {!r} is not a unicode token like '
+                             "'U+304A'".format(where, u))
+    values = np.empty((len(unicodes), 4), dtype=np.float64)
+    for i in range(len(unicodes)):
+        for j in range(4):
+            tok = tokens[i * TOKENS_PER_BOX + 1 + j]
+            try:
+                v = float(tok)
+            except ValueError:
+                v = np.nan
+            if not np.isfinite(v) or (j >= 2 and v < 0):
+                raise ValueError('{}malformed labels: {!r} (the {} of {}) is not a {}number'
+                                 .format(where, tok, 'xywh'[j], unicodes[i],
+                                         'non-negative ' if j >= 2 else ''))
+            values[i, j] = v
+    bboxes = np.concatenate([values[:, :2], values[:, :2] + values[:, 2:]], axis=1)
+    return unicodes, bboxes.astype(np.float32)
+
+
+def format_labels(unicodes, bboxes) -> str:
+    """Inverse of :func:`parse_labels` for integer boxes: ``(R, 4)`` xyxy -> ``"U+XXXX x y w h ..."``."""
+    parts = []
+    for u, (x1, y1, x2, y2) in zip(unicodes, np.asarray(bboxes, dtype=np.float64)):
+        parts.append('{} {} {} {} {}'.format(u, int(round(x1)), int(round(y1)),
+                                             int(round(x2 - x1)), int(round(y2 - y1))))
+    return ' '.join(parts)
+
+
+def read_labels_csv(path: str, required_columns=('image_id', 'labels')):
+    """Read an ``image_id,labels`` CSV (train.csv, split files, test_labels.csv).
+
+    Values are kept as strings exactly as written (no ``NA`` or number guessing).
+
+    Returns:
+        list of ``(image_id, labels, line)`` tuples in file order; ``line`` is the 1-based
+        line number in the file.
+
+    Raises:
+        FileNotFoundError: ``path`` is missing.
+        ValueError: A required column is missing, a row has the wrong number of fields,
+            or an image_id appears twice (the message names the lines).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError('labels file not found: {}'.format(path))
+    rows = []
+    seen = {}
+    with open(path, newline='', encoding='utf-8') as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError('{}: empty file (expected the header {})'.format(
+                path, ','.join(required_columns)))
+        header = [h.strip() for h in header]
+        missing = [c for c in required_columns if c not in header]
+        if missing:
+            raise ValueError('{}: missing column(s) {} (found {})'.format(
+                path, ', '.join(missing), ', '.join(header)))
+        i_id, i_labels = header.index(required_columns[0]), header.index(required_columns[1])
+        for row in reader:
+            line = reader.line_num
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise ValueError('{}:{}: expected {} fields, got {}'.format(
+                    path, line, len(header), len(row)))
+            image_id = row[i_id].strip()
+            if not image_id:
+                raise ValueError('{}:{}: empty image_id'.format(path, line))
+            if image_id in seen:
+                raise ValueError('{}:{}: image_id {} already appears on line {}'.format(
+                    path, line, image_id, seen[image_id]))
+            seen[image_id] = line
+            rows.append((image_id, row[i_labels], line))
+    return rows
+
+
+def write_labels_csv(path: str, rows) -> None:
+    """Write ``(image_id, labels)`` rows as an ``image_id,labels`` CSV, atomically."""
+    from kr import fileio
+    with fileio.atomic_write(path, newline='') as f:
+        writer = csv.writer(f, lineterminator='\n')
+        writer.writerow(['image_id', 'labels'])
+        for image_id, labels in rows:
+            writer.writerow([image_id, labels])

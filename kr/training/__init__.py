@@ -1,0 +1,5 @@
+from kr.training.extensions import extend_lr_drop  # NOQA
+from kr.training.extensions import FailOnNonFinite  # NOQA
+from kr.training.extensions import lr_drop  # NOQA
+from kr.training.extensions import TrainingDiverged  # NOQA
+from kr.training.trainer import extend_standard  # NOQA

@@ -1,0 +1,76 @@
+"""Trainer extensions shared by the detector and classifier training."""
+
+import math
+
+import chainer
+from chainer.training import extensions
+from chainer.training import triggers
+
+#: Fractions of training after which the lr is multiplied by :data:`LR_DROP_RATE`
+#: (the original: x0.1 at 50% and 75% of the epochs).
+LR_DROP_POINTS = (0.5, 0.75)
+LR_DROP_RATE = 0.1
+
+
+def lr_drop(stop_trigger, points=LR_DROP_POINTS, rate: float = LR_DROP_RATE, attr: str = 'lr',
+            optimizer=None):
+    """An lr drop as a stateful ExponentialShift on a ManualScheduleTrigger.
+
+    Both objects are serialized with trainer snapshots, so a run resumed after a drop keeps
+    the dropped lr (the original's stateless ``LearningRateDrop`` hook reset it).
+
+    Args:
+        stop_trigger: ``(length, unit)`` of the whole run, e.g. ``(700, 'epoch')``.
+        points: Fractions of the run at which to drop.
+        rate: Multiplier applied at each point.
+        attr: Optimizer hyperparameter to shift.
+        optimizer: Target optimizer (default: the main one).
+
+    Returns:
+        tuple: ``(extension, trigger)`` to pass to ``trainer.extend``.
+    """
+    length, unit = stop_trigger
+    at = [length * p for p in points]
+    if unit == 'iteration':
+        at = [max(1, int(math.ceil(a))) for a in at]
+    shift = extensions.ExponentialShift(attr, rate, optimizer=optimizer)
+    return shift, triggers.ManualScheduleTrigger(at, unit)
+
+
+def extend_lr_drop(trainer, stop_trigger, **kwargs) -> None:
+    """Register :func:`lr_drop` on ``trainer`` under the name ``lr_drop``."""
+    ext, trigger = lr_drop(stop_trigger, **kwargs)
+    trainer.extend(ext, trigger=trigger, name='lr_drop')
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised by :class:`FailOnNonFinite` when a reported loss is NaN or infinite."""
+
+
+class FailOnNonFinite(chainer.training.Extension):
+    """Stop training with :class:`TrainingDiverged` as soon as a loss is not finite.
+
+    Runs before every other extension (priority above the writers), so no snapshot of the
+    broken state is written and the last good snapshot is kept.
+
+    Args:
+        keys: Observation keys to check (those absent in an iteration are skipped).
+    """
+
+    trigger = 1, 'iteration'
+    priority = chainer.training.PRIORITY_WRITER + 100
+
+    def __init__(self, keys=('main/loss',)):
+        self.keys = tuple(keys)
+
+    def __call__(self, trainer):
+        for key in self.keys:
+            value = trainer.observation.get(key)
+            if value is None:
+                continue
+            value = float(chainer.backend.CpuDevice().send(getattr(value, 'array', value)))
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    '{} is {} at iteration {}: training stopped; the last snapshot in {} is '
+                    'kept (try a lower --lr)'.format(key, value, trainer.updater.iteration,
+                                                     trainer.out))

@@ -1,0 +1,147 @@
+"""Pictures of pages: boxes, points and Japanese characters drawn with matplotlib.
+
+The characters are drawn with the IPAexGothic font that japanize-matplotlib bundles, so
+the pictures need no font installed on the system.
+"""
+
+import logging
+
+import numpy as np
+
+from kr import fileio
+from kr.datasets.image import to_array
+
+logger = logging.getLogger(__name__)
+
+#: Longest side of a saved picture in pixels: a 2,400 x 3,900 page is drawn at about half
+#: size, enough to read the characters beside the boxes.
+DEFAULT_MAX_SIDE = 2000
+#: Colours of ground truth, predictions, and of the TP / FP / FN view.
+GT_COLOR = '#1f77b4'
+PRED_COLOR = '#d62728'
+TP_COLOR = '#2ca02c'
+FP_COLOR = '#d62728'
+FN_COLOR = '#ff7f0e'
+
+
+def _figure(image, max_side, dpi):
+    import matplotlib
+    matplotlib.use('Agg', force=False)
+    import matplotlib.pyplot as plt
+    import japanize_matplotlib  # NOQA: registers IPAexGothic and makes it the default font
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    fig = plt.figure(figsize=(w * scale / dpi, h * scale / dpi), dpi=dpi)
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.imshow(image)
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+    ax.axis('off')
+    return fig, ax, scale
+
+
+def draw_page(image, bboxes=None, texts=None, colors=GT_COLOR, points=None, point_texts=None,
+              point_colors=PRED_COLOR, title: str = None, max_side: int = DEFAULT_MAX_SIDE,
+              dpi: int = 100, linewidth: float = 1.0):
+    """Draw a page with boxes and/or points and their characters.
+
+    Args:
+        image: PIL image or ``(H, W, 3)`` uint8 RGB array.
+        bboxes: ``(R, 4)`` xyxy boxes in page pixels, or None.
+        texts: R strings written beside the boxes (the characters), or None.
+        colors: One matplotlib colour or R of them.
+        points: ``(P, 2)`` ``(x, y)`` points in page pixels (a submission's centres), or None.
+        point_texts: P strings written beside the points, or None.
+        point_colors: One colour or P of them.
+        title: Written at the top left of the page.
+        max_side: Longest side of the figure in pixels; the page is scaled down to fit.
+        dpi: Figure resolution.
+        linewidth: Box line width in points.
+
+    Returns:
+        matplotlib.figure.Figure: Close it with ``matplotlib.pyplot.close(fig)`` when done.
+    """
+    from matplotlib.patches import Rectangle
+    image = to_array(image)
+    fig, ax, scale = _figure(image, max_side, dpi)
+    px_to_pt = scale * 72.0 / dpi
+
+    def per_item(value, n):
+        return [value] * n if isinstance(value, str) or value is None else list(value)
+
+    if bboxes is not None and len(bboxes):
+        bboxes = np.asarray(bboxes, dtype=np.float64)
+        cols = per_item(colors, len(bboxes))
+        for i, (x1, y1, x2, y2) in enumerate(bboxes):
+            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=cols[i],
+                                   linewidth=linewidth))
+            if texts is not None:
+                size = max(4.0, 0.7 * np.sqrt(max((y2 - y1) * (x2 - x1), 1.0)) * px_to_pt)
+                ax.text(x2 + 2, (y1 + y2) / 2, texts[i], color=cols[i], fontsize=size,
+                        va='center', ha='left', alpha=0.9)
+    if points is not None and len(points):
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        cols = per_item(point_colors, len(points))
+        ax.scatter(points[:, 0], points[:, 1], s=(6 * scale * 72 / dpi) ** 2 * 4, c=cols,
+                   marker='o', linewidths=0)
+        if point_texts is not None:
+            size = max(5.0, 18 * px_to_pt / scale * min(scale * 2, 1))
+            for (x, y), t, c in zip(points, point_texts, cols):
+                ax.text(x + 6, y, t, color=c, fontsize=size, va='center', ha='left')
+    if title:
+        ax.text(0.01, 0.995, title, transform=ax.transAxes, va='top', ha='left', fontsize=10,
+                color='black', bbox={'facecolor': 'white', 'alpha': 0.7, 'linewidth': 0})
+    return fig
+
+
+def save_figure(fig, path: str) -> None:
+    """Save ``fig`` to ``path`` (format from the extension) atomically and close it."""
+    import matplotlib.pyplot as plt
+    try:
+        with fileio.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=fig.dpi)
+    finally:
+        plt.close(fig)
+    logger.info('wrote %s', path)
+
+
+def save_page(path: str, image, **kwargs) -> None:
+    """:func:`draw_page` then :func:`save_figure` (keyword arguments as in draw_page)."""
+    save_figure(draw_page(image, **kwargs), path)
+
+
+def page_ground_truth(data_dir: str, image_id: str):
+    """Find a page in train.csv (or test_labels.csv) of ``data_dir``.
+
+    Returns:
+        tuple: ``(image, bboxes (R, 4) float32 xyxy, unicodes)``.
+
+    Raises:
+        ValueError: ``image_id`` is in neither split (the message names it and the folder).
+    """
+    from kr.datasets.kuzushiji import KuzushijiPageDataset
+    for split in ('trainval', 'test'):
+        try:
+            ds = KuzushijiPageDataset(data_dir, split)
+        except FileNotFoundError:
+            continue
+        if image_id in ds.ids:
+            item = ds.get_example(ds.ids.index(image_id))
+            return item['image'], item['bboxes'], item['unicodes']
+    raise ValueError('image_id {} is neither in train.csv nor among the test pages of {}'.format(
+        image_id, data_dir))
+
+
+def save_ground_truth(data_dir: str, image_id: str, out: str, with_chars: bool = True,
+                      max_side: int = DEFAULT_MAX_SIDE) -> int:
+    """Draw a page's ground-truth boxes and characters to ``out``; returns the box count."""
+    from kr.datasets.unicode_mapping import KuzushijiUnicodeMapping
+    image, bboxes, unicodes = page_ground_truth(data_dir, image_id)
+    texts = None
+    if with_chars:
+        mapping = KuzushijiUnicodeMapping(data_dir)
+        texts = [mapping.unicode_to_char(u) if u in mapping else chr(int(u[2:], 16))
+                 for u in unicodes]
+    save_page(out, image, bboxes=bboxes, texts=texts, colors=GT_COLOR, max_side=max_side,
+              title='{} ({} characters)'.format(image_id, len(bboxes)))
+    return len(bboxes)

@@ -1,0 +1,57 @@
+import argparse
+import json
+import os
+
+import numpy as np
+
+from kr import cli
+
+
+def test_parse_device():
+    assert cli.parse_device('-1') == -1
+    assert cli.parse_device('0') == 0
+    assert cli.parse_device('@cupy:1') == '@cupy:1'
+    assert cli.parse_device(3) == 3
+
+
+def test_data_args_default_and_env(monkeypatch):
+    monkeypatch.delenv('KR_DATA_DIR', raising=False)
+    args = argparse.ArgumentParser(parents=[cli.data_args()]).parse_args([])
+    assert args.data_dir == os.path.join('data', 'kuzushiji-recognition') and args.split_dir is None
+    monkeypatch.setenv('KR_DATA_DIR', '/x/y')
+    assert argparse.ArgumentParser(parents=[cli.data_args()]).parse_args([]).data_dir == '/x/y'
+
+
+def test_gpu_is_an_alias_of_device():
+    p = argparse.ArgumentParser(parents=[cli.device_args()])
+    assert p.parse_args([]).device == '-1'
+    assert p.parse_args(['--gpu', '0']).device == '0'
+    assert p.parse_args(['--device', '@cupy:0']).device == '@cupy:0'
+
+
+def test_derived_dirs():
+    assert cli.default_split_dir('data/kuzushiji-recognition/') == os.path.join('data', 'kuzushiji-recognition-gsplit')
+    assert cli.default_crop_dir('d/x') == os.path.join('d', 'x-crops')
+
+
+def test_setup_run_writes_args_json_and_seeds(tmp_path):
+    args = argparse.Namespace(out=str(tmp_path / 'run' / 'a'), seed=3, lr=0.1)
+    record = cli.setup_run(args)
+    saved = json.load(open(str(tmp_path / 'run' / 'a' / 'args.json')))
+    assert saved['lr'] == 0.1 and saved['seed'] == 3 and saved == record
+    assert set(saved['versions']) >= {'python', 'numpy', 'chainer', 'cupy', 'kr'}
+    first = np.random.rand()
+    cli.setup_run(args)
+    assert np.random.rand() == first
+
+
+def test_setup_run_without_output_folder(tmp_path):
+    record = cli.setup_run(argparse.Namespace(out=str(tmp_path / 'x')), out_attr=None)
+    assert not os.path.exists(str(tmp_path / 'x')) and 'versions' in record
+
+
+def test_progress_logs_without_terminal(caplog):
+    import logging
+    caplog.set_level(logging.INFO, logger='kr.cli')
+    assert list(cli.progress(range(10), desc='pages', log_every=5)) == list(range(10))
+    assert [r.getMessage().split(' (')[0] for r in caplog.records] == ['pages 5/10', 'pages 10/10']

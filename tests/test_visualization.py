@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from kr.visualization import save_ground_truth
+from kr.visualization import save_page
+
+
+def test_save_page_size_and_content(tmp_path):
+    page = np.full((300, 200, 3), 230, np.uint8)
+    out = str(tmp_path / 'p.png')
+    save_page(out, page, bboxes=np.array([[10, 10, 50, 60]]), texts=['あ'],
+              points=np.array([[100, 100]]), point_texts=['い'], title='t')
+    img = np.asarray(Image.open(out).convert('RGB'))
+    assert img.shape == (300, 200, 3)
+    assert (np.abs(img.astype(int) - 230).sum(axis=2) > 60).any()  # something was drawn
+
+
+def test_large_pages_are_scaled_down(tmp_path):
+    out = str(tmp_path / 'p.png')
+    save_page(out, np.zeros((3900, 2400, 3), np.uint8), max_side=1000)
+    assert Image.open(out).size == (615, 1000)
+
+
+def test_save_ground_truth(tmp_path):
+    from tests.datasets_tests.conftest import write_kaggle_dir
+    data = write_kaggle_dir(tmp_path / 'k', [('b1_1', 'U+3042 1 2 30 40'), ('b2_1', '')], size=(64, 96))
+    assert save_ground_truth(data, 'b1_1', str(tmp_path / 'o.png')) == 1
+    assert Image.open(str(tmp_path / 'o.png')).size == (64, 96)
+    with pytest.raises(ValueError, match='image_id nope is neither in train.csv'):
+        save_ground_truth(data, 'nope', str(tmp_path / 'o2.png'))
