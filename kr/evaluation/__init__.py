@@ -1,0 +1,10 @@
+"""Evaluation: the competition's F1 metric (:mod:`kr.evaluation.f1`)."""
+
+from kr.evaluation.f1 import F1Result  # NOQA
+from kr.evaluation.f1 import PageScore  # NOQA
+from kr.evaluation.f1 import f1_from_counts  # NOQA
+from kr.evaluation.f1 import kuzushiji_f1  # NOQA
+from kr.evaluation.f1 import parse_solution_labels  # NOQA
+from kr.evaluation.f1 import parse_submission_labels  # NOQA
+from kr.evaluation.f1 import read_label_table  # NOQA
+from kr.evaluation.f1 import score_page  # NOQA
