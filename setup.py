@@ -20,7 +20,8 @@ extras_require = {
     'gpu': ['cupy-cuda12x==13.6.0', 'nvidia-cudnn-cu12==8.9.7.29'],
     'onnx': ['onnx>=1.16,<1.17', 'onnxruntime>=1.19,<1.20'],
     'dist': ['mpi4py>=3.1'],
-    'test': ['pytest>=7.0'],
+    # chainer.testing.get_trainer_with_mock_updater imports the 'mock' backport.
+    'test': ['pytest>=7.0', 'mock>=4.0'],
 }
 
 setup(

@@ -41,14 +41,14 @@ def tiny_kaggle_dir(tmp_path_factory):
     """
     from kr.datasets import crop_characters
     from kr.datasets import split_train_val
-    from kr.synthetic import generate_dataset
+    from kr.synthetic import make_synthetic_dataset
 
     root = tmp_path_factory.mktemp('tiny_kaggle')
     data_dir = str(root / 'kuzushiji-recognition')
     split_dir = str(root / 'kuzushiji-recognition-gsplit')
     crop_dir = str(root / 'kuzushiji-recognition-crops')
-    generate_dataset(out_dir=data_dir, train_pages=12, test_pages=3, seed=0, page_height=480,
-                     workers=1)
+    make_synthetic_dataset(out=data_dir, train_pages=12, test_pages=3, seed=0, page_height=480,
+                           workers=1)
     split_train_val(data_dir, split_dir)
     crop_characters(data_dir, crop_dir, split_dir=split_dir, workers=1)
     return {'data_dir': data_dir, 'split_dir': split_dir, 'crop_dir': crop_dir}
