@@ -10,6 +10,8 @@ import numpy as np
 
 from kr import fileio
 from kr.datasets.image import to_array
+from kr.datasets.kuzushiji import KuzushijiPageDataset
+from kr.datasets.unicode_mapping import KuzushijiUnicodeMapping
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +121,6 @@ def page_ground_truth(data_dir: str, image_id: str):
     Raises:
         ValueError: ``image_id`` is in neither split (the message names it and the folder).
     """
-    from kr.datasets.kuzushiji import KuzushijiPageDataset
     for split in ('trainval', 'test'):
         try:
             ds = KuzushijiPageDataset(data_dir, split)
@@ -135,7 +136,6 @@ def page_ground_truth(data_dir: str, image_id: str):
 def save_ground_truth(data_dir: str, image_id: str, out: str, with_chars: bool = True,
                       max_side: int = DEFAULT_MAX_SIDE) -> int:
     """Draw a page's ground-truth boxes and characters to ``out``; returns the box count."""
-    from kr.datasets.unicode_mapping import KuzushijiUnicodeMapping
     image, bboxes, unicodes = page_ground_truth(data_dir, image_id)
     texts = None
     if with_chars:

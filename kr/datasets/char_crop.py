@@ -25,6 +25,7 @@ import numpy as np
 from kr import fileio
 from kr.bbox import padded_square_boxes
 from kr.bbox import round_boxes_outward
+from kr.cli import default_split_dir
 from kr.cli import progress
 from kr.datasets.image import background_color
 from kr.datasets.image import crop_with_fill
@@ -118,7 +119,6 @@ def crop_characters(data_dir: str, out_dir: str, split_dir: str = None, workers:
         FileNotFoundError: No fold CSVs in ``split_dir`` (run script 01 first), or a missing
             page image (named).
     """
-    from kr.cli import default_split_dir
     split_dir = split_dir or default_split_dir(data_dir)
     pages = KuzushijiPageDataset(data_dir, 'trainval', skip_unlabeled=True)
     folds = []

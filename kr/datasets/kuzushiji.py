@@ -14,8 +14,8 @@ Layout (SPEC section 1)::
 import os
 
 import chainer
-import numpy as np
 
+from kr.cli import default_split_dir
 from kr.datasets.image import load_image
 from kr.datasets.labels import parse_labels
 from kr.datasets.labels import read_labels_csv
@@ -105,7 +105,6 @@ class KuzushijiPageDataset(chainer.dataset.DatasetMixin):
                                             'scripts/00_make_synthetic_dataset.py)'.format(
                                                 source, data_dir))
             else:
-                from kr.cli import default_split_dir
                 split_dir = split_dir or default_split_dir(data_dir)
                 source = split_csv_path(split_dir, split, cv_index)
                 if not os.path.isfile(source):

@@ -6,6 +6,8 @@ import re
 
 import numpy as np
 
+from kr import fileio
+
 #: A class token: ``U+`` and 4 to 6 upper-case hex digits, as in unicode_translation.csv.
 UNICODE_PATTERN = re.compile(r'^U\+[0-9A-F]{4,6}$')
 #: Tokens per character in train.csv (``U+XXXX x y w h``).
@@ -125,7 +127,6 @@ def read_labels_csv(path: str, required_columns=('image_id', 'labels')):
 
 def write_labels_csv(path: str, rows) -> None:
     """Write ``(image_id, labels)`` rows as an ``image_id,labels`` CSV, atomically."""
-    from kr import fileio
     with fileio.atomic_write(path, newline='') as f:
         writer = csv.writer(f, lineterminator='\n')
         writer.writerow(['image_id', 'labels'])

@@ -3,6 +3,8 @@
 import csv
 import os
 
+import numpy as np
+
 from kr.datasets.labels import UNICODE_PATTERN
 
 #: File name of the class table inside a Kaggle-layout data folder.
@@ -87,9 +89,8 @@ class KuzushijiUnicodeMapping:
         self.index_to_unicode(index)
         return self._chars[int(index)]
 
-    def encode(self, unicodes) -> 'np.ndarray':
+    def encode(self, unicodes) -> np.ndarray:
         """List of codes -> ``(R,)`` int32 class indices."""
-        import numpy as np
         return np.array([self.unicode_to_index(u) for u in unicodes], dtype=np.int32)
 
     def decode(self, indices) -> list:
