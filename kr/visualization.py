@@ -140,8 +140,54 @@ def save_ground_truth(data_dir: str, image_id: str, out: str, with_chars: bool =
     texts = None
     if with_chars:
         mapping = KuzushijiUnicodeMapping(data_dir)
-        texts = [mapping.unicode_to_char(u) if u in mapping else chr(int(u[2:], 16))
-                 for u in unicodes]
+        texts = [_char(u, mapping) for u in unicodes]
     save_page(out, image, bboxes=bboxes, texts=texts, colors=GT_COLOR, max_side=max_side,
               title='{} ({} characters)'.format(image_id, len(bboxes)))
     return len(bboxes)
+
+
+def _char(unicode: str, mapping=None) -> str:
+    if mapping is not None and unicode in mapping:
+        return mapping.unicode_to_char(unicode)
+    try:
+        return chr(int(unicode[2:], 16))
+    except ValueError:
+        return unicode
+
+
+def draw_scored_page(image, gt_unicodes, gt_boxes, pred_unicodes, pred_points, match,
+                     mapping=None, title: str = None, max_side: int = DEFAULT_MAX_SIDE):
+    """The TP / FP / FN view of a scored page.
+
+    Ground-truth boxes that a prediction matched (true positives) are green, those left
+    unmatched (misses, false negatives) orange; predicted points are green when they matched
+    and red otherwise (false positives, including duplicates). Each box carries its true
+    character and each point its predicted one.
+
+    Args:
+        image: PIL image or ``(H, W, 3)`` uint8 RGB array.
+        gt_unicodes: N ground-truth codes.
+        gt_boxes: ``(N, 4)`` xyxy ground-truth boxes in page pixels.
+        pred_unicodes: P predicted codes.
+        pred_points: ``(P, 2)`` predicted points ``(x, y)`` in page pixels.
+        match: ``(N,)`` index of the prediction matched to each box, or -1
+            (:attr:`kr.evaluation.PageScore.match`).
+        mapping: :class:`~kr.datasets.KuzushijiUnicodeMapping` for the characters
+            (without it, the code point itself is drawn).
+        title: Text at the top left (default: the TP / FP / FN counts).
+        max_side: See :func:`draw_page`.
+
+    Returns:
+        matplotlib.figure.Figure
+    """
+    match = np.asarray(match, dtype=np.int64)
+    used = np.zeros(len(pred_unicodes), dtype=bool)
+    used[match[match >= 0]] = True
+    tp, fn, fp = int((match >= 0).sum()), int((match < 0).sum()), int((~used).sum())
+    if title is None:
+        title = 'TP {} (green)  FP {} (red)  FN {} (orange)'.format(tp, fp, fn)
+    return draw_page(
+        image, bboxes=gt_boxes, texts=[_char(u, mapping) for u in gt_unicodes],
+        colors=[TP_COLOR if m >= 0 else FN_COLOR for m in match],
+        points=pred_points, point_texts=[_char(u, mapping) for u in pred_unicodes],
+        point_colors=[TP_COLOR if u else FP_COLOR for u in used], title=title, max_side=max_side)

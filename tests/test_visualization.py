@@ -29,3 +29,22 @@ def test_save_ground_truth(tmp_path):
     assert Image.open(str(tmp_path / 'o.png')).size == (64, 96)
     with pytest.raises(ValueError, match='image_id nope is neither in train.csv'):
         save_ground_truth(data, 'nope', str(tmp_path / 'o2.png'))
+
+
+def test_scored_page_colours(tmp_path):
+    from matplotlib.colors import to_rgba
+    import matplotlib.pyplot as plt
+    from kr.visualization import draw_scored_page, FN_COLOR, FP_COLOR, TP_COLOR
+    page = np.full((200, 100, 3), 255, np.uint8)
+    gt_boxes = np.array([[10, 10, 40, 40], [10, 60, 40, 90]], np.float64)
+    fig = draw_scored_page(page, ['U+3042', 'U+3044'], gt_boxes, ['U+3042', 'U+3046', 'U+3042'],
+                           np.array([[25, 25], [80, 150], [26, 26]]), match=np.array([0, -1]))
+    ax = fig.axes[0]
+    edges = [p.get_edgecolor() for p in ax.patches]
+    assert edges == [to_rgba(TP_COLOR), to_rgba(FN_COLOR)]
+    points = ax.collections[0].get_facecolors().tolist()
+    assert points == [list(to_rgba(TP_COLOR)), list(to_rgba(FP_COLOR)), list(to_rgba(FP_COLOR))]
+    texts = [t.get_text() for t in ax.texts]
+    assert texts[:5] == ['あ', 'い', 'あ', 'う', 'あ']
+    assert texts[-1] == 'TP 1 (green)  FP 2 (red)  FN 1 (orange)'
+    plt.close(fig)

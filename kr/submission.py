@@ -1,0 +1,143 @@
+"""Writing Kaggle submissions (SPEC section 6) and the detection cache of the two-stage handoff.
+
+A submission lists every test page exactly once, as ``image_id,labels`` with ``labels`` =
+``"U+XXXX x y U+XXXX x y ..."`` (box centres in page pixels, rounded to integers; empty for
+a page without characters). The detection cache (``detection.csv``: ``image_id,bboxes,
+scores``) keeps the detector's boxes so that a new classifier is scored without running the
+detector again, as in the second seed's detection -> classification handoff.
+"""
+
+import csv
+import os
+
+import numpy as np
+
+from kr import fileio
+from kr.datasets.labels import read_labels_csv
+
+#: Columns of a submission (the competition's ``sample_submission.csv``).
+SUBMISSION_HEADER = ('image_id', 'labels')
+#: Columns of the detection cache.
+DETECTION_HEADER = ('image_id', 'bboxes', 'scores')
+
+
+def round_half_up(values) -> np.ndarray:
+    """Round to the nearest integer, halves upwards (``2.5 -> 3``, ``-2.5 -> -2``): int64."""
+    return np.floor(np.asarray(values, dtype=np.float64) + 0.5).astype(np.int64)
+
+
+def format_submission_labels(unicodes, centers) -> str:
+    """``['U+3042', ...]`` and ``(R, 2)`` centres ``(x, y)`` -> ``"U+3042 12 34 ..."``."""
+    points = round_half_up(np.asarray(centers, dtype=np.float64).reshape(-1, 2))
+    if len(points) != len(unicodes):
+        raise ValueError('{} unicodes for {} centres'.format(len(unicodes), len(points)))
+    return ' '.join('{} {} {}'.format(u, x, y) for u, (x, y) in zip(unicodes, points))
+
+
+def submission_order(data_dir: str) -> list:
+    """The test ids in ``sample_submission.csv`` order (else the sorted test_images names)."""
+    from kr.datasets.kuzushiji import KuzushijiPageDataset
+    return KuzushijiPageDataset(data_dir, 'test').ids
+
+
+def write_submission(path: str, labels: dict, image_ids) -> None:
+    """Write a submission with every id of ``image_ids`` exactly once, in that order.
+
+    The file is written under a temporary name and renamed when complete, so an
+    interrupted run never leaves a half-written submission.
+
+    Args:
+        path: CSV to write.
+        labels: ``{image_id: labels string}`` (see :func:`format_submission_labels`).
+        image_ids: The order of the rows (usually :func:`submission_order`).
+
+    Raises:
+        ValueError: An id of ``image_ids`` has no labels, ``labels`` holds ids outside
+            ``image_ids``, or ``image_ids`` repeats an id (the message names them).
+    """
+    image_ids = list(image_ids)
+    if len(set(image_ids)) != len(image_ids):
+        seen, repeated = set(), []
+        for i in image_ids:
+            if i in seen:
+                repeated.append(i)
+            seen.add(i)
+        raise ValueError('image ids repeated in the submission order: {}'.format(repeated[:5]))
+    missing = [i for i in image_ids if i not in labels]
+    if missing:
+        raise ValueError('{} test pages have no result: {}'.format(len(missing), missing[:5]))
+    extra = sorted(set(labels) - set(image_ids))
+    if extra:
+        raise ValueError('{} results are for pages outside the test set: {}'.format(
+            len(extra), extra[:5]))
+    with fileio.atomic_write(path, newline='') as f:
+        writer = csv.writer(f, lineterminator='\n')
+        writer.writerow(SUBMISSION_HEADER)
+        for image_id in image_ids:
+            writer.writerow([image_id, labels[image_id]])
+
+
+def _format_floats(values) -> str:
+    # float32 values printed with the fewest digits that read back to the same float32
+    return ' '.join(np.format_float_positional(np.float32(v), unique=True, trim='-')
+                    for v in np.asarray(values).ravel())
+
+
+def write_detections(path: str, detections: dict, image_ids=None) -> None:
+    """Write the detection cache atomically.
+
+    Args:
+        path: CSV to write (``image_id,bboxes,scores``).
+        detections: ``{image_id: (bboxes (R, 4) float32 xyxy page pixels, scores (R,))}``.
+        image_ids: Row order (default: the dict's order).
+    """
+    image_ids = list(detections) if image_ids is None else list(image_ids)
+    with fileio.atomic_write(path, newline='') as f:
+        writer = csv.writer(f, lineterminator='\n')
+        writer.writerow(DETECTION_HEADER)
+        for image_id in image_ids:
+            bboxes, scores = detections[image_id]
+            writer.writerow([image_id, _format_floats(bboxes), _format_floats(scores)])
+
+
+def read_detections(path: str) -> dict:
+    """Read a detection cache written by :func:`write_detections`.
+
+    Returns:
+        dict: ``{image_id: (bboxes (R, 4) float32, scores (R,) float32)}`` in file order.
+
+    Raises:
+        FileNotFoundError: ``path`` is missing.
+        ValueError: A row is malformed (the message names the file, line and image_id).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError('detection cache not found: {}'.format(path))
+    out = {}
+    for image_id, row, line in _read_rows(path):
+        try:
+            bboxes = np.array(row['bboxes'].split(), dtype=np.float32).reshape(-1, 4)
+            scores = np.array(row['scores'].split(), dtype=np.float32)
+        except ValueError as e:
+            raise ValueError('{}:{} image_id {}: malformed detections ({})'.format(
+                path, line, image_id, e)) from None
+        if len(bboxes) != len(scores):
+            raise ValueError('{}:{} image_id {}: {} boxes but {} scores'.format(
+                path, line, image_id, len(bboxes), len(scores)))
+        out[image_id] = (bboxes, scores)
+    return out
+
+
+def _read_rows(path):
+    with open(path, newline='', encoding='utf-8') as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in DETECTION_HEADER if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError('{}: missing column(s) {} (found {})'.format(
+                path, ', '.join(missing), ', '.join(reader.fieldnames or [])))
+        for row in reader:
+            yield row['image_id'], row, reader.line_num
+
+
+def read_submission(path: str) -> dict:
+    """``{image_id: labels}`` of a submission CSV, in file order (ids checked unique)."""
+    return {image_id: labels for image_id, labels, _ in read_labels_csv(path)}
