@@ -8,3 +8,6 @@ from kr.evaluation.f1 import parse_solution_labels  # NOQA
 from kr.evaluation.f1 import parse_submission_labels  # NOQA
 from kr.evaluation.f1 import read_label_table  # NOQA
 from kr.evaluation.f1 import score_page  # NOQA
+from kr.evaluation.detection_map import average_precision  # NOQA
+from kr.evaluation.detection_map import DetectionMapEvaluator  # NOQA
+from kr.evaluation.detection_map import eval_detection_voc  # NOQA

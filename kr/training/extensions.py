@@ -12,12 +12,31 @@ LR_DROP_POINTS = (0.5, 0.75)
 LR_DROP_RATE = 0.1
 
 
+class _LrDropTrigger(triggers.ManualScheduleTrigger):
+    """A ManualScheduleTrigger that never reports itself ``finished``.
+
+    The trainer skips ``initialize`` of extensions whose trigger is finished, and
+    ``ExponentialShift.initialize`` is what puts a resumed lr back on the fresh optimizer
+    (the lr is not part of the optimizer's saved state): without this, a run resumed after
+    its last drop would silently train at the initial lr again.
+    """
+
+    @property
+    def finished(self):
+        return False
+
+    @finished.setter
+    def finished(self, value):
+        self._all_points_passed = value
+
+
 def lr_drop(stop_trigger, points=LR_DROP_POINTS, rate: float = LR_DROP_RATE, attr: str = 'lr',
             optimizer=None):
     """An lr drop as a stateful ExponentialShift on a ManualScheduleTrigger.
 
     Both objects are serialized with trainer snapshots, so a run resumed after a drop keeps
-    the dropped lr (the original's stateless ``LearningRateDrop`` hook reset it).
+    the dropped lr (the original's stateless ``LearningRateDrop`` hook reset it), also after
+    the last drop (see :class:`_LrDropTrigger`).
 
     Args:
         stop_trigger: ``(length, unit)`` of the whole run, e.g. ``(700, 'epoch')``.
@@ -34,7 +53,7 @@ def lr_drop(stop_trigger, points=LR_DROP_POINTS, rate: float = LR_DROP_RATE, att
     if unit == 'iteration':
         at = [max(1, int(math.ceil(a))) for a in at]
     shift = extensions.ExponentialShift(attr, rate, optimizer=optimizer)
-    return shift, triggers.ManualScheduleTrigger(at, unit)
+    return shift, _LrDropTrigger(at, unit)
 
 
 def extend_lr_drop(trainer, stop_trigger, **kwargs) -> None:

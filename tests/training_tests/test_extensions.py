@@ -78,3 +78,22 @@ def test_fail_on_non_finite(tmp_path):
     trainer.extend(FailOnNonFinite())
     with pytest.raises(TrainingDiverged, match='main/loss is nan at iteration 2: training stopped'):
         trainer.run()
+
+
+def test_resume_after_the_last_drop(tmp_path):
+    # Chainer skips initialize() of extensions whose trigger is finished; the lr must
+    # still come back from the snapshot rather than from the fresh optimizer.
+    path = str(tmp_path / 'snapshot.npz')
+    opt = types.SimpleNamespace(lr=0.1)
+    first, _ = make_trainer(opt)
+    first.extend(lambda t: chainer.serializers.save_npz(path, t), trigger=(18, 'iteration'),
+                 name='snap')
+    first.stop_trigger = chainer.training.triggers.IntervalTrigger(18, 'iteration')
+    first.run()
+    opt2 = types.SimpleNamespace(lr=0.1)
+    second, seen = make_trainer(opt2)
+    chainer.serializers.load_npz(path, second)
+    second.updater.iteration, second.updater.epoch_detail = 18, 18 / 4
+    second.updater.epoch, second.updater.previous_epoch_detail = 4, 17 / 4
+    second.run()
+    assert [lr for _, lr in seen] == pytest.approx([0.001, 0.001])

@@ -1,0 +1,115 @@
+"""ResNet18 encoder of the CenterNet detector (SPEC section 3).
+
+The stem is a 7x7 stride-2 convolution without max-pooling, so the first residual stage
+already works at stride 4. Basic blocks follow He et al., "Deep Residual Learning for Image
+Recognition" (arXiv:1512.03385).
+"""
+
+import chainer
+import chainer.functions as F
+import chainer.links as L
+
+#: Channels of the encoder stages at strides 4, 8, 16, 32 for ``width=1.0`` (ResNet18).
+STAGE_CHANNELS = (64, 128, 256, 512)
+#: Channels of the stride-2 stem convolution for ``width=1.0``.
+STEM_CHANNELS = 64
+#: Narrowest layer a ``width`` multiplier may produce (keeps BN statistics meaningful).
+MIN_CHANNELS = 4
+
+
+def scale_channels(channels: int, width: float) -> int:
+    """``channels x width`` rounded, at least :data:`MIN_CHANNELS`."""
+    return max(MIN_CHANNELS, int(round(channels * width)))
+
+
+def check_width(width: float) -> None:
+    """Raise ValueError unless ``width`` is a positive number."""
+    if not width > 0:
+        raise ValueError('width must be positive, got {}'.format(width))
+
+
+class ConvBN(chainer.Chain):
+    """Convolution (no bias) + batch normalisation, optionally followed by ReLU.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        ksize: Kernel size.
+        stride: Stride.
+        relu: Apply ReLU after BN.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, ksize: int, stride: int = 1,
+                 relu: bool = True):
+        super().__init__()
+        self.relu = relu
+        with self.init_scope():
+            self.conv = L.Convolution2D(in_channels, out_channels, ksize, stride, ksize // 2,
+                                        nobias=True, initialW=chainer.initializers.HeNormal())
+            self.bn = L.BatchNormalization(out_channels)
+
+    def forward(self, x):
+        h = self.bn(self.conv(x))
+        return F.relu(h) if self.relu else h
+
+
+class BasicBlock(chainer.Chain):
+    """Residual basic block: two 3x3 conv+BN, with a 1x1 conv+BN projection when the
+    stride or the channel count changes.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        stride: Stride of the first convolution (and of the projection).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.project = stride != 1 or in_channels != out_channels
+        with self.init_scope():
+            self.conv1 = ConvBN(in_channels, out_channels, 3, stride)
+            self.conv2 = ConvBN(out_channels, out_channels, 3, relu=False)
+            if self.project:
+                self.shortcut = ConvBN(in_channels, out_channels, 1, stride, relu=False)
+
+    def forward(self, x):
+        h = self.conv2(self.conv1(x))
+        return F.relu(h + (self.shortcut(x) if self.project else x))
+
+
+class ResNet18Encoder(chainer.Chain):
+    """ResNet18 feature pyramid: stem 7x7/2, then pairs of basic blocks
+    64/2, 64, 128/2, 128, 256/2, 256, 512/2, 512 (channels times ``width``).
+
+    Args:
+        width: Channel multiplier (1.0 = the original network).
+
+    Call:
+        ``x``: ``(N, 3, H, W)`` float32 normalised images, ``H`` and ``W`` multiples of 32.
+
+    Returns:
+        list of four ``Variable``: features at strides 4, 8, 16, 32, shapes
+        ``(N, C_k, H / s, W / s)`` with ``C_k`` = :attr:`channels` ``[k]``.
+    """
+
+    def __init__(self, width: float = 1.0):
+        super().__init__()
+        check_width(width)
+        self.channels = tuple(scale_channels(c, width) for c in STAGE_CHANNELS)
+        stem = scale_channels(STEM_CHANNELS, width)
+        with self.init_scope():
+            self.stem = ConvBN(3, stem, 7, 2)
+            in_ch = stem
+            for k, out_ch in enumerate(self.channels):
+                setattr(self, 'res{}a'.format(k + 1), BasicBlock(in_ch, out_ch, 2))
+                setattr(self, 'res{}b'.format(k + 1), BasicBlock(out_ch, out_ch, 1))
+                in_ch = out_ch
+
+    def forward(self, x):
+        h = self.stem(x)
+        features = []
+        for k in range(len(self.channels)):
+            h = self['res{}a'.format(k + 1)](h)
+            h = self['res{}b'.format(k + 1)](h)
+            features.append(h)
+        return features

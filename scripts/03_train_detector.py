@@ -1,0 +1,76 @@
+#!/usr/bin/env python
+"""Train the CenterNet character detector (SPEC section 3).
+
+    python scripts/03_train_detector.py --gpu 0 --out results/detector --full-data
+    python scripts/03_train_detector.py --preset demo --out results/detector-demo
+
+``--preset full`` (the default) is the original's schedule (700 epochs of batch 16 on
+416 px crops); ``--preset demo`` is a CPU-sized run on a quarter-width network. Any flag
+given explicitly overrides the preset. Writes ``args.json``, ``log``, ``loss.png``,
+``map.png``, ``model_<epoch>.npz`` and trainer snapshots ``snapshot_iter_<n>`` (for
+``--resume``) to ``--out``.
+"""
+
+import argparse
+import sys
+
+from kr import cli
+from kr.detector.centernet.training import OPTIMIZERS
+from kr.detector.centernet.training import PRESETS
+from kr.detector.centernet.training import resolve_preset
+from kr.detector.centernet.training import train_detector
+from kr.training import TrainingDiverged
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        parents=[cli.data_args(), cli.device_args(), cli.output_args('results/detector')])
+    p.add_argument('--preset', choices=sorted(PRESETS), default='full',
+                   help='hyperparameter set; explicit flags override it (default: %(default)s)')
+    p.add_argument('--epoch', type=int, help='training length in epochs')
+    p.add_argument('--iterations', type=int,
+                   help='training length in iterations (wins over --epoch; then the '
+                        'interval flags count iterations)')
+    p.add_argument('--batchsize', type=int, help='crops per iteration')
+    p.add_argument('--optimizer', choices=sorted(OPTIMIZERS),
+                   help='optimizer (full: nesterov, the original\'s; demo: adam)')
+    p.add_argument('--lr', type=float, help='learning rate (Adam: alpha)')
+    p.add_argument('--width', type=float, help='channel multiplier of the network')
+    p.add_argument('--crop-size', type=int, help='training crop side in pixels (multiple of 32)')
+    p.add_argument('--snapshot-interval', type=int,
+                   help='model and trainer snapshots every this many epochs (or iterations)')
+    p.add_argument('--eval-interval', type=int,
+                   help='validation every this many epochs (or iterations)')
+    p.add_argument('--log-interval', type=int, help='log every this many iterations')
+    p.add_argument('--val-pages', type=int, help='number of val pages to validate on')
+    p.add_argument('--full-data', action='store_true',
+                   help='train on all of train.csv (the fold\'s val pages still validate)')
+    p.add_argument('--cv-index', type=int, default=0, help='fold (default: %(default)s)')
+    p.add_argument('--workers', type=int, default=0,
+                   help='data-loading processes; 0 loads in the main process '
+                        '(default: %(default)s)')
+    p.add_argument('--resume', help='trainer snapshot (snapshot_iter_<n>) to resume from')
+    p.add_argument('--seed', type=int, help='seed of weights and augmentation')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    kwargs = resolve_preset(
+        args.preset, epoch=args.epoch, iterations=args.iterations, batchsize=args.batchsize,
+        optimizer=args.optimizer, lr=args.lr, width=args.width, crop_size=args.crop_size,
+        snapshot_interval=args.snapshot_interval, eval_interval=args.eval_interval,
+        log_interval=args.log_interval, val_pages=args.val_pages)
+    vars(args).update(kwargs)  # args.json records the settings actually used
+    cli.setup_run(args)
+    try:
+        train_detector(data_dir=args.data_dir, out=args.out, split_dir=args.split_dir,
+                       cv_index=args.cv_index, full_data=args.full_data, device=args.device,
+                       workers=args.workers, resume=args.resume, seed=args.seed, **kwargs)
+    except (TrainingDiverged, ValueError, FileNotFoundError) as e:
+        sys.exit('error: {}'.format(e))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,56 @@
+import time
+
+import chainer
+import numpy as np
+import pytest
+
+from kr.bbox import iou_matrix
+from kr.datasets import KuzushijiPageDataset
+from kr.detector.centernet.model import Res18UnetCenterNet
+from kr.detector.centernet.training import CenterNetTrainChain
+from kr.detector.centernet.training import centernet_converter
+from kr.detector.centernet.transforms import CenterNetTrainTransform
+from kr.detector.centernet.transforms import inference_size
+from kr.detector.centernet.transforms import resize_image
+
+#: Shorter side of the pages in training and detection (small, to fit a CPU minute).
+MIN_SIDE = 256
+ITERATIONS = 45
+
+
+class _WholePage:
+    """A "crop" that is the whole page resized as ``detect`` resizes it."""
+
+    def __call__(self, image, bboxes):
+        h, w = image.shape[:2]
+        size = inference_size(h, w, MIN_SIDE)
+        scale = np.array([size[1] / w, size[0] / h] * 2, dtype=np.float32)
+        return resize_image(image, size), bboxes * scale
+
+
+@pytest.mark.slow
+def test_overfits_two_pages(detector_data):
+    pages = KuzushijiPageDataset(detector_data['data_dir'], 'train', 0,
+                                 detector_data['split_dir'])
+    items = [pages[0], pages[1]]
+    assert all(len(item['bboxes']) > 20 for item in items)
+    np.random.seed(0)
+    model = Res18UnetCenterNet(width=0.25)
+    chain = CenterNetTrainChain(model)
+    optimizer = chainer.optimizers.Adam(alpha=3e-3)
+    optimizer.setup(chain)
+    transform = CenterNetTrainTransform(_WholePage())
+    batch = centernet_converter([transform(item) for item in items],
+                                chainer.get_device('@numpy'))
+    start = time.perf_counter()
+    for _ in range(ITERATIONS):
+        optimizer.update(chain, *batch)
+    elapsed = time.perf_counter() - start
+
+    found = total = 0
+    for item in items:
+        bboxes, scores = model.detect(item['image'], min_side=MIN_SIDE, score_threshold=0.3)
+        if len(bboxes):
+            found += int((iou_matrix(item['bboxes'], bboxes).max(axis=1) >= 0.5).sum())
+        total += len(item['bboxes'])
+    assert found / total >= 0.9, (found, total, elapsed)

@@ -1,0 +1,28 @@
+import os
+
+import pytest
+
+from kr.datasets import read_labels_csv
+from kr.datasets import write_labels_csv
+
+
+@pytest.fixture(scope='session')
+def detector_data(tmp_path_factory):
+    """A small synthetic Kaggle-layout set for the detector: 8 train pages about 320 px
+    tall, fold 0 = the first 6 pages for training and the last 2 for validation.
+
+    Returns a dict with ``data_dir`` and ``split_dir``. Read-only for tests.
+    """
+    from kr.synthetic import make_synthetic_dataset
+
+    root = tmp_path_factory.mktemp('detector_data')
+    data_dir = str(root / 'synthetic')
+    split_dir = str(root / 'synthetic-gsplit')
+    make_synthetic_dataset(data_dir, train_pages=8, test_pages=1, seed=3, workers=1,
+                           page_height=320, empty_page_rate=0.0)
+    rows = [(image_id, labels) for image_id, labels, _ in
+            read_labels_csv(os.path.join(data_dir, 'train.csv'))]
+    os.makedirs(split_dir)
+    write_labels_csv(os.path.join(split_dir, 'train-0.csv'), rows[:6])
+    write_labels_csv(os.path.join(split_dir, 'val-0.csv'), rows[6:])
+    return {'data_dir': data_dir, 'split_dir': split_dir}
