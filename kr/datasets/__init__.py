@@ -13,6 +13,10 @@ from kr.datasets.labels import format_labels  # NOQA
 from kr.datasets.labels import parse_labels  # NOQA
 from kr.datasets.labels import read_labels_csv  # NOQA
 from kr.datasets.labels import write_labels_csv  # NOQA
+from kr.datasets.sampling import BalancedSampler  # NOQA
+from kr.datasets.sampling import make_sampler  # NOQA
+from kr.datasets.sampling import RandomSampler  # NOQA
+from kr.datasets.sampling import SAMPLERS  # NOQA
 from kr.datasets.split import book_title  # NOQA
 from kr.datasets.split import group_kfold  # NOQA
 from kr.datasets.split import split_train_val  # NOQA

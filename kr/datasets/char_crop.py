@@ -180,6 +180,9 @@ class KuzushijiCharCropDataset(chainer.dataset.DatasetMixin):
         split: ``'trainval'``, ``'train'`` or ``'val'``.
         cv_index: Fold for ``'train'`` / ``'val'``.
         mapping: :class:`~kr.datasets.KuzushijiUnicodeMapping` giving the labels.
+        index_path: Read this index instead (e.g. ``pseudo_labels.json`` of script 05);
+            its image paths are relative to its folder, and ``crop_dir``/``split`` are
+            ignored.
 
     Raises:
         FileNotFoundError: The index is missing (run script 02).
@@ -187,11 +190,17 @@ class KuzushijiCharCropDataset(chainer.dataset.DatasetMixin):
             file and record number).
     """
 
-    def __init__(self, crop_dir: str, split: str = 'train', cv_index: int = 0, mapping=None):
-        path = crop_index_path(crop_dir, split, cv_index)
+    def __init__(self, crop_dir: str, split: str = 'train', cv_index: int = 0, mapping=None,
+                 index_path: str = None):
+        if index_path is None:
+            path = crop_index_path(crop_dir, split, cv_index)
+            hint = 'run scripts/02_crop_characters.py (with the same --cv-index folds) first'
+        else:
+            path = index_path
+            crop_dir = os.path.dirname(os.path.abspath(index_path))
+            hint = 'is it an index written by script 02 or 05?'
         if not os.path.isfile(path):
-            raise FileNotFoundError('{} not found: run scripts/02_crop_characters.py (with the '
-                                    'same --cv-index folds) first'.format(path))
+            raise FileNotFoundError('{} not found: {}'.format(path, hint))
         with open(path, encoding='utf-8') as f:
             self.records = json.load(f)
         self.crop_dir = crop_dir

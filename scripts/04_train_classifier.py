@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""Train the character classifier on the crops of script 02 (SPEC section 4).
+
+    python scripts/04_train_classifier.py --gpu 0 --out results/classifier --full-data
+    python scripts/04_train_classifier.py --preset demo --out results/classifier-demo
+
+``--preset full`` (the default) is the SPEC's schedule; ``--preset demo`` is sized for a CPU.
+Options given explicitly override the preset. Writes ``args.json`` (with ``n_classes``, so
+``kr.classifier.load_classifier`` can rebuild the model), logs, plots, snapshots and
+``model_<epoch>.npz`` to ``--out``.
+"""
+
+import argparse
+import sys
+
+from kr import cli
+from kr.classifier import CLASSIFIERS
+from kr.classifier import training
+from kr.datasets import KuzushijiUnicodeMapping
+from kr.datasets.sampling import SAMPLERS
+from kr.training import TrainingDiverged
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                parents=[cli.data_args(), cli.device_args(),
+                                         cli.output_args('results/classifier')])
+    p.add_argument('--crop-dir', default=None,
+                   help='crops of scripts/02_crop_characters.py (default: <data-dir>-crops)')
+    p.add_argument('--model', choices=sorted(CLASSIFIERS), default='mobilenetv3')
+    p.add_argument('--preset', choices=sorted(training.PRESETS), default='full',
+                   help='settings for the options below left unset (default: %(default)s)')
+    p.add_argument('--epoch', type=int, help='epochs of --epoch-size crops')
+    p.add_argument('--iterations', type=int, default=None,
+                   help='run length in iterations (overrides --epoch)')
+    p.add_argument('--epoch-size', type=int, help='crops per epoch')
+    p.add_argument('--batchsize', type=int)
+    p.add_argument('--lr', type=float)
+    p.add_argument('--weight-decay', type=float)
+    p.add_argument('--input-size', type=int, help='crop side in pixels')
+    p.add_argument('--width', type=float, help='channel multiplier of the network')
+    p.add_argument('--sampler', choices=SAMPLERS, default='random')
+    p.add_argument('--full-data', action='store_true',
+                   help='train on all labelled pages (validation then overlaps training)')
+    p.add_argument('--cv-index', type=int, default=0)
+    p.add_argument('--augment', choices=training.AUGMENTATIONS,
+                   help='training augmentation: full (SPEC section 4), light (colour only) '
+                        'or none (crop jitter only)')
+    p.add_argument('--resume', default=None, help='trainer snapshot (snapshot_iter_<n>)')
+    p.add_argument('--loaderjob', type=int, default=None,
+                   help='data loading processes (default: 0 on the CPU, 8 on a GPU)')
+    p.add_argument('--snapshot-interval', type=int, help='epochs between snapshots')
+    p.add_argument('--eval-interval', type=int, help='epochs between validations')
+    p.add_argument('--val-samples', type=int, help='val crops used (fixed random subset)')
+    p.add_argument('--log-interval', type=int, help='iterations between log entries')
+    p.add_argument('--seed', type=int, default=None)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        training.apply_preset(args)
+        args.n_classes = len(KuzushijiUnicodeMapping(args.data_dir))
+        cli.setup_run(args)
+        result = training.train_classifier(
+            data_dir=args.data_dir, out=args.out, crop_dir=args.crop_dir, model=args.model,
+            device=cli.parse_device(args.device), epoch=args.epoch, iterations=args.iterations,
+            batchsize=args.batchsize, lr=args.lr, weight_decay=args.weight_decay,
+            full_data=args.full_data, cv_index=args.cv_index, resume=args.resume,
+            input_size=args.input_size, width=args.width, sampler=args.sampler,
+            epoch_size=args.epoch_size, augment=args.augment, loaderjob=args.loaderjob,
+            seed=args.seed, snapshot_interval=args.snapshot_interval,
+            eval_interval=args.eval_interval, val_samples=args.val_samples,
+            log_interval=args.log_interval)
+    except (ValueError, FileNotFoundError, TrainingDiverged) as e:
+        sys.exit('error: {}'.format(e))
+    print('validation accuracy: {}'.format(result.get('validation/main/accuracy')))
+
+
+if __name__ == '__main__':
+    main()
