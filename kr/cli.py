@@ -89,6 +89,23 @@ def output_args(default: str = None) -> argparse.ArgumentParser:
     return p
 
 
+def recognizer_args(detection_threshold: float, class_threshold: float) -> argparse.ArgumentParser:
+    """Parent parser of the scripts that recognise pages (05, 07): the two models, thresholds
+    and ``--no-tta``."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument('detector', help="detector weights (model_<epoch>.npz of script 03, with "
+                                    "the run's args.json beside it)")
+    p.add_argument('classifier', help="classifier weights (model_<epoch>.npz of script 04 or 06, "
+                                      "with the run's args.json beside it)")
+    p.add_argument('--detection-threshold', type=float, default=detection_threshold,
+                   help='detector probability threshold (default: %(default)s)')
+    p.add_argument('--class-threshold', type=float, default=class_threshold,
+                   help='classifier probability threshold (default: %(default)s)')
+    p.add_argument('--no-tta', dest='tta', action='store_false',
+                   help='one detection pass instead of adaptive-scale test-time augmentation')
+    return p
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     """Log ``kr`` messages to stderr with a time stamp (once per process)."""
     root = logging.getLogger()

@@ -13,7 +13,9 @@ import os
 import numpy as np
 
 from kr import fileio
+from kr.datasets.kuzushiji import KuzushijiPageDataset
 from kr.datasets.labels import read_labels_csv
+from kr.evaluation import kuzushiji_f1
 
 #: Columns of a submission (the competition's ``sample_submission.csv``).
 SUBMISSION_HEADER = ('image_id', 'labels')
@@ -36,7 +38,6 @@ def format_submission_labels(unicodes, centers) -> str:
 
 def submission_order(data_dir: str) -> list:
     """The test ids in ``sample_submission.csv`` order (else the sorted test_images names)."""
-    from kr.datasets.kuzushiji import KuzushijiPageDataset
     return KuzushijiPageDataset(data_dir, 'test').ids
 
 
@@ -141,3 +142,63 @@ def _read_rows(path):
 def read_submission(path: str) -> dict:
     """``{image_id: labels}`` of a submission CSV, in file order (ids checked unique)."""
     return {image_id: labels for image_id, labels, _ in read_labels_csv(path)}
+
+
+def characters_to_submission_labels(characters) -> str:
+    """``"U+XXXX x y ..."`` of a page's characters (objects with ``unicode`` and ``center``)."""
+    return format_submission_labels([c.unicode for c in characters],
+                                    np.array([c.center for c in characters],
+                                             dtype=np.float64).reshape(-1, 2))
+
+
+#: The detection cache written beside every submission.
+DETECTIONS_CSV = 'detection.csv'
+
+
+def make_submission(recognizer, data_dir: str, out_dir: str, detections: str = None,
+                    run_record: dict = None) -> dict:
+    """Recognise every test page and write ``<out_dir>/submission.csv`` (SPEC section 6).
+
+    Also written to ``out_dir``: ``detection.csv`` (every page's detections, for a later
+    run's ``detections``), ``submission_info.json`` (thresholds, models, versions and
+    counts, from ``run_record``), and, when the test pages have ground truth
+    (``test_labels.csv`` of a synthetic set), ``metrics.json`` (the competition F1) and
+    ``pages.csv`` (per-page TP/FP/FN).
+
+    Args:
+        recognizer: A :class:`kr.inference.PageRecognizer` (anything with
+            ``recognize_dataset``).
+        data_dir: Kaggle-layout folder; its test pages are recognised in
+            ``sample_submission.csv`` order.
+        out_dir: Output folder (created).
+        detections: A detection cache (``detection.csv`` of an earlier run with the same
+            detector) to reuse: pages found there skip the detector.
+        run_record: Recorded in ``submission_info.json``.
+
+    Returns:
+        dict: What ``submission_info.json`` holds (plus ``metrics`` when scored).
+    """
+    pages = KuzushijiPageDataset(data_dir, 'test')
+    os.makedirs(out_dir, exist_ok=True)
+    cache = read_detections(detections) if detections else {}
+    labels, n_chars = {}, 0
+    for image_id, _, chars in recognizer.recognize_dataset(pages, detections=cache,
+                                                           desc='submission'):
+        labels[image_id] = characters_to_submission_labels(chars)
+        n_chars += len(chars)
+    path = os.path.join(out_dir, 'submission.csv')
+    write_submission(path, labels, pages.ids)
+    write_detections(os.path.join(out_dir, DETECTIONS_CSV), cache, image_ids=pages.ids)
+    info = dict(run_record or {})
+    info.update({'submission': path, 'detections_reused': detections,
+                 'pages': len(pages), 'characters': n_chars,
+                 'detection_threshold': recognizer.detection_threshold,
+                 'class_threshold': recognizer.class_threshold, 'tta': recognizer.tta})
+    if pages.labeled:
+        result = kuzushiji_f1(path, os.path.join(data_dir, 'test_labels.csv'))
+        info['metrics'] = result.as_dict()
+        fileio.write_json(os.path.join(out_dir, 'metrics.json'), result.as_dict())
+        with fileio.atomic_write(os.path.join(out_dir, 'pages.csv'), newline='') as f:
+            result.pages.to_csv(f, index=False)
+    fileio.write_json(os.path.join(out_dir, 'submission_info.json'), info)
+    return info

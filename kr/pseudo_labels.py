@@ -1,0 +1,116 @@
+"""Pseudo labels: confident recognitions of test pages as extra classifier data (SPEC 5).
+
+Layout written by :func:`make_pseudo_labels`::
+
+    <out_dir>/char_images/<image_id>/<image_id>_<n>.png   crops, padding 0.2 as in script 02
+    <out_dir>/pages/<image_id>.json                        per-page records (resume marker)
+    <out_dir>/pseudo_labels.json                           all records, in test-page order
+    <out_dir>/args.json
+
+Records have the crop-index format of :mod:`kr.datasets.char_crop` plus
+``detection_score`` and ``class_score``, so
+``KuzushijiCharCropDataset(None, index_path='<out_dir>/pseudo_labels.json')`` reads them.
+"""
+
+import json
+import logging
+import os
+import shutil
+
+import cv2
+import numpy as np
+
+from kr import fileio
+from kr.cli import progress
+from kr.datasets.char_crop import CHAR_IMAGE_DIR
+from kr.datasets.char_crop import crop_page
+from kr.datasets.image import to_array
+from kr.datasets.kuzushiji import KuzushijiPageDataset
+from kr.detector import SCORE_THRESHOLD
+
+logger = logging.getLogger(__name__)
+
+#: Classifier probability a recognised character needs to become a pseudo label (the
+#: original's prepare_pseudo_labels setting).
+PSEUDO_LABEL_THRESHOLD = 0.9
+#: Detector threshold of the pseudo-label pass: the detector's own default.
+PSEUDO_LABEL_DETECTION_THRESHOLD = SCORE_THRESHOLD
+PSEUDO_LABELS_JSON = 'pseudo_labels.json'
+PAGES_DIR = 'pages'
+
+
+def select_pseudo_labels(characters, threshold: float = PSEUDO_LABEL_THRESHOLD) -> list:
+    """The characters whose classifier probability is at least ``threshold``."""
+    return [c for c in characters if c.class_score >= threshold]
+
+
+def _write_page(root, image_id, image, characters):
+    page_dir = os.path.join(CHAR_IMAGE_DIR, image_id)
+    os.makedirs(os.path.join(root, page_dir), exist_ok=True)
+    bboxes = np.array([c.bbox for c in characters], dtype=np.float32).reshape(-1, 4)
+    crops, boxes = crop_page(image, bboxes)
+    records = []
+    for n, (c, crop, box) in enumerate(zip(characters, crops, boxes)):
+        rel = '{}/{}_{:04d}.png'.format(page_dir.replace(os.sep, '/'), image_id, n)
+        with fileio.atomic_path(os.path.join(root, rel)) as tmp:
+            if not cv2.imwrite(tmp, crop[:, :, ::-1]):
+                raise OSError('cannot write {}'.format(os.path.join(root, rel)))
+        records.append({
+            'image_path': rel, 'image_id': image_id,
+            'original_bbox': list(c.bbox),
+            'bbox': [c.bbox[0] - float(box[0]), c.bbox[1] - float(box[1]),
+                     c.bbox[2] - float(box[0]), c.bbox[3] - float(box[1])],
+            'unicode': c.unicode, 'detection_score': c.detection_score,
+            'class_score': c.class_score,
+        })
+    # the page's JSON is written last: it marks the page as done for a resumed run
+    fileio.write_json(os.path.join(root, PAGES_DIR, image_id + '.json'), records, indent=None)
+    return records
+
+
+def make_pseudo_labels(recognizer, data_dir: str, out_dir: str,
+                       threshold: float = PSEUDO_LABEL_THRESHOLD, restart: bool = False,
+                       run_record: dict = None) -> dict:
+    """Recognise the test pages and keep the confident characters as labelled crops.
+
+    Pages already finished by an interrupted run (their ``pages/<id>.json`` exists) are
+    skipped, and a page's crops have fixed names, so running again never duplicates a
+    label. ``pseudo_labels.json`` is written last, atomically.
+
+    Args:
+        recognizer: A :class:`kr.inference.PageRecognizer`.
+        data_dir: Kaggle-layout folder whose test pages are used.
+        out_dir: Output folder.
+        threshold: Minimum classifier probability.
+        restart: Delete ``out_dir`` first instead of resuming.
+        run_record: Written as ``args.json``.
+
+    Returns:
+        dict: ``{'pages', 'pages_resumed', 'labels', 'threshold'}``.
+    """
+    if restart and os.path.isdir(out_dir):
+        shutil.rmtree(out_dir)
+    os.makedirs(os.path.join(out_dir, PAGES_DIR), exist_ok=True)
+    if run_record is not None:
+        fileio.write_json(os.path.join(out_dir, 'args.json'), run_record)
+    pages = KuzushijiPageDataset(data_dir, 'test')
+    done = {os.path.splitext(n)[0] for n in os.listdir(os.path.join(out_dir, PAGES_DIR))
+            if n.endswith('.json')}
+    todo = [i for i, image_id in enumerate(pages.ids) if image_id not in done]
+    if done:
+        logger.info('resuming: %d of %d pages already done in %s', len(pages) - len(todo),
+                    len(pages), out_dir)
+    for i in progress(todo, desc='pseudo labels'):
+        item = pages[i]
+        image = to_array(item['image'])
+        chars = select_pseudo_labels(recognizer.recognize(image), threshold)
+        _write_page(out_dir, item['image_id'], image, chars)
+    records = []
+    for image_id in pages.ids:
+        with open(os.path.join(out_dir, PAGES_DIR, image_id + '.json'), encoding='utf-8') as f:
+            records.extend(json.load(f))
+    fileio.write_json(os.path.join(out_dir, PSEUDO_LABELS_JSON), records, indent=None)
+    summary = {'pages': len(pages), 'pages_resumed': len(pages) - len(todo),
+               'labels': len(records), 'threshold': threshold}
+    logger.info('%d pseudo labels from %d pages in %s', len(records), len(pages), out_dir)
+    return summary

@@ -1,0 +1,56 @@
+"""Write a Kaggle submission: detect, classify and list every test page (SPEC section 6).
+
+    python scripts/07_make_submission.py DETECTOR.npz CLASSIFIER.npz --out DIR \\
+        [--data-dir DIR] [--device 0]
+
+Writes <out>/submission.csv (every test page once, in sample_submission.csv order; written
+whole or not at all), <out>/detection.csv (the detections: pass it as --detections to a later
+run with another classifier to skip the detector), <out>/submission_info.json (thresholds, models, versions) and, when the test
+pages have ground truth (a synthetic set), <out>/metrics.json and <out>/pages.csv.
+"""
+
+import argparse
+import json
+import logging
+import sys
+
+from kr import cli
+from kr.detector import SUBMISSION_SCORE_THRESHOLD
+from kr.inference import CLASS_SCORE_THRESHOLD
+from kr.inference import load_recognizer
+from kr.submission import make_submission
+
+logger = logging.getLogger('07_make_submission')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        parents=[cli.recognizer_args(SUBMISSION_SCORE_THRESHOLD, CLASS_SCORE_THRESHOLD),
+                 cli.data_args(), cli.device_args(), cli.output_args()])
+    p.add_argument('--detections', default=None,
+                   help='reuse this detection cache (the detection.csv of an earlier run with '
+                        'the same detector): only pages missing from it are detected')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    record = cli.setup_run(args)
+    try:
+        recognizer = load_recognizer(args.detector, args.classifier, args.data_dir,
+                                     device=args.device,
+                                     detection_threshold=args.detection_threshold,
+                                     class_threshold=args.class_threshold, tta=args.tta)
+        info = make_submission(recognizer, data_dir=args.data_dir, out_dir=args.out,
+                               detections=args.detections, run_record=record)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit('error: {}'.format(e))
+    logger.info('%d characters on %d pages: %s', info['characters'], info['pages'],
+                info['submission'])
+    if 'metrics' in info:
+        print(json.dumps(info['metrics']))
+
+
+if __name__ == '__main__':
+    main()

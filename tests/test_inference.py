@@ -1,0 +1,107 @@
+import json
+import os
+
+import chainer
+import numpy as np
+import pytest
+
+from kr.detector import Res18UnetCenterNet
+from kr.inference import Character
+from kr.inference import load_detector
+from kr.inference import PageRecognizer
+from kr.submission import characters_to_submission_labels
+
+
+class FakeDetector:
+    """Returns fixed page boxes at any size, as Res18UnetCenterNet.detect does."""
+
+    def __init__(self, bboxes, scores):
+        self.bboxes, self.scores, self.calls = np.asarray(bboxes, np.float32), np.asarray(scores, np.float32), 0
+
+    def detect(self, image, min_side=None, score_threshold=None):
+        self.calls += 1
+        keep = self.scores >= (score_threshold or 0)
+        return self.bboxes[keep], self.scores[keep]
+
+
+class FakeClassifier:
+    def __init__(self, indices, scores):
+        self.indices, self.scores = np.asarray(indices, np.int32), np.asarray(scores, np.float32)
+
+    def classify(self, image, bboxes):
+        return self.indices[:len(bboxes)], self.scores[:len(bboxes)]
+
+
+class FakeMapping:
+    codes = ['U+3042', 'U+3044', 'U+3046']
+
+    def index_to_unicode(self, i):
+        return self.codes[i]
+
+    def index_to_char(self, i):
+        return chr(int(self.codes[i][2:], 16))
+
+
+def test_recognize_thresholds_and_geometry():
+    detector = FakeDetector([[10, 20, 30, 60], [40, 40, 50, 51], [0, 0, 5, 5]], [0.9, 0.8, 0.1])
+    classifier = FakeClassifier([2, 0], [0.95, 0.4])
+    rec = PageRecognizer(detector, classifier, FakeMapping(), detection_threshold=0.5,
+                         class_threshold=0.5, tta=False)
+    chars = rec.recognize(np.zeros((100, 80, 3), np.uint8))
+    assert chars == [Character(unicode='U+3046', char='う', bbox=(10.0, 20.0, 30.0, 60.0),
+                               center=(20.0, 40.0), detection_score=pytest.approx(0.9),
+                               class_score=pytest.approx(0.95))]
+    assert characters_to_submission_labels(chars) == 'U+3046 20 40'
+    assert characters_to_submission_labels([]) == ''
+
+
+def test_empty_page():
+    rec = PageRecognizer(FakeDetector(np.zeros((0, 4)), []), FakeClassifier([], []), FakeMapping(),
+                         tta=True)
+    assert rec.recognize(np.zeros((64, 64, 3), np.uint8)) == []
+
+
+def test_recognize_dataset_uses_and_fills_the_cache():
+    pages = [{'image': np.zeros((64, 48, 3), np.uint8), 'image_id': 'p{}'.format(i)} for i in range(3)]
+    detector = FakeDetector([[1, 1, 9, 9]], [0.9])
+    rec = PageRecognizer(detector, FakeClassifier([1], [0.99]), FakeMapping(), tta=False)
+    cache = {'p1': (np.array([[2, 2, 4, 4]], np.float32), np.array([0.7], np.float32))}
+    out = list(rec.recognize_dataset(pages, detections=cache))
+    assert [o[0] for o in out] == ['p0', 'p1', 'p2'] and detector.calls == 2
+    assert out[1][2][0].bbox == (2.0, 2.0, 4.0, 4.0)
+    assert set(cache) == {'p0', 'p1', 'p2'}
+    again = list(rec.recognize_dataset(pages, detections=cache))
+    assert detector.calls == 2 and [o[2] for o in again] == [o[2] for o in out]
+
+
+def test_untrained_models_end_to_end(tmp_path):
+    from kr.classifier import build_classifier
+    from kr.datasets import KuzushijiUnicodeMapping
+    (tmp_path / 'u.csv').write_text('Unicode,char\nU+3042,あ\nU+3044,い\n', encoding='utf-8')
+    detector = Res18UnetCenterNet(width=0.125)
+    classifier = build_classifier('mobilenetv3', 2, width=0.25, input_size=32)
+    rec = PageRecognizer(detector, classifier, KuzushijiUnicodeMapping(str(tmp_path / 'u.csv')),
+                         detection_threshold=0.0, class_threshold=0.0, tta=False)
+    rng = np.random.RandomState(0)
+    chars = rec.recognize(rng.randint(0, 255, (160, 96, 3)).astype(np.uint8))
+    assert len(chars) > 0
+    for c in chars:
+        assert c.unicode in ('U+3042', 'U+3044') and 0 <= c.class_score <= 1
+        x1, y1, x2, y2 = c.bbox
+        assert x1 <= c.center[0] <= x2 and y1 <= c.center[1] <= y2
+
+
+def test_load_detector_from_run_folder(tmp_path):
+    model = Res18UnetCenterNet(width=0.125)
+    x = np.random.RandomState(0).uniform(-1, 1, (1, 3, 64, 64)).astype(np.float32)
+    with chainer.using_config('train', False):
+        expected = model(x).array
+    chainer.serializers.save_npz(str(tmp_path / 'model_1.npz'), model)
+    with pytest.raises(FileNotFoundError, match='args.json'):
+        load_detector(str(tmp_path / 'model_1.npz'))
+    json.dump({'width': 0.125}, open(str(tmp_path / 'args.json'), 'w'))
+    loaded = load_detector(str(tmp_path / 'model_1.npz'))
+    with chainer.using_config('train', False):
+        np.testing.assert_array_equal(loaded(x).array, expected)
+    with pytest.raises(FileNotFoundError, match='model_2.npz'):
+        load_detector(str(tmp_path / 'model_2.npz'))

@@ -1,0 +1,127 @@
+"""make_pseudo_labels and make_submission with a fake recognizer on a tiny synthetic set."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from kr.datasets import KuzushijiCharCropDataset
+from kr.datasets import KuzushijiPageDataset
+from kr.datasets import KuzushijiUnicodeMapping
+from kr.inference import Character
+from kr.pseudo_labels import make_pseudo_labels
+from kr.pseudo_labels import select_pseudo_labels
+from kr.submission import make_submission
+from kr.submission import read_detections
+from kr.submission import read_submission
+
+
+class OracleRecognizer:
+    """Recognises test pages from their ground truth; class scores alternate 0.95 / 0.6."""
+
+    detection_threshold, class_threshold, tta = 0.57, 0.5, True
+
+    def __init__(self, data_dir, fail_on=None):
+        self.truth = {}
+        ds = KuzushijiPageDataset(data_dir, 'test')
+        for image_id, bboxes, unicodes in zip(ds.ids, ds.bboxes, ds.unicodes):
+            self.truth[image_id] = (bboxes, unicodes)
+        self.fail_on, self.seen, self.detected = fail_on, [], []
+
+    def _chars(self, image_id):
+        bboxes, unicodes = self.truth[image_id]
+        return [Character(u, chr(int(u[2:], 16)), tuple(float(v) for v in b),
+                          (float(b[0] + b[2]) / 2, float(b[1] + b[3]) / 2), 0.9,
+                          0.95 if n % 2 == 0 else 0.6)
+                for n, (b, u) in enumerate(zip(bboxes, unicodes))]
+
+    def recognize(self, image):
+        image_id = self._identify(image)
+        if image_id == self.fail_on:
+            raise KeyboardInterrupt
+        self.seen.append(image_id)
+        return self._chars(image_id)
+
+    def recognize_dataset(self, dataset, detections=None, desc=''):
+        for i in range(len(dataset)):
+            image_id = dataset.ids[i]
+            if detections is not None and image_id not in detections:
+                self.detected.append(image_id)
+                bboxes = self.truth[image_id][0]
+                detections[image_id] = (bboxes, np.full(len(bboxes), 0.9, np.float32))
+            yield image_id, None, self._chars(image_id)
+
+    def _identify(self, image):
+        # pages differ in size and content: find the page by its pixels
+        for image_id, img in self.images.items():
+            if img.shape == image.shape and (img == image).all():
+                return image_id
+        raise AssertionError('unknown page')
+
+
+@pytest.fixture
+def oracle(tiny_kaggle_dir):
+    rec = OracleRecognizer(tiny_kaggle_dir['data_dir'])
+    ds = KuzushijiPageDataset(tiny_kaggle_dir['data_dir'], 'test')
+    rec.images = {ds.ids[i]: np.asarray(ds[i]['image']) for i in range(len(ds))}
+    return rec
+
+
+def test_select_pseudo_labels():
+    chars = [Character('U+3042', 'あ', (0, 0, 1, 1), (0.5, 0.5), 0.9, s) for s in (0.89, 0.9, 0.99)]
+    assert [c.class_score for c in select_pseudo_labels(chars)] == [0.9, 0.99]
+    assert select_pseudo_labels([], 0.5) == []
+
+
+def test_pseudo_labels_resume_without_duplicates(tiny_kaggle_dir, oracle, tmp_path):
+    data_dir, out = tiny_kaggle_dir['data_dir'], str(tmp_path / 'pseudo')
+    ids = KuzushijiPageDataset(data_dir, 'test').ids
+    oracle.fail_on = ids[1]
+    with pytest.raises(KeyboardInterrupt):
+        make_pseudo_labels(oracle, data_dir, out, run_record={'x': 1})
+    assert not os.path.exists(os.path.join(out, 'pseudo_labels.json'))
+    assert os.listdir(os.path.join(out, 'pages')) == [ids[0] + '.json']
+
+    oracle.fail_on = None
+    summary = make_pseudo_labels(oracle, data_dir, out)
+    assert oracle.seen == [ids[0], ids[1], ids[2]]  # page 0 was not recognised twice
+    assert summary['pages'] == 3 and summary['pages_resumed'] == 1
+    records = json.load(open(os.path.join(out, 'pseudo_labels.json'), encoding='utf-8'))
+    n_expected = sum((len(oracle.truth[i][1]) + 1) // 2 for i in ids)  # every second one is >= 0.9
+    assert len(records) == summary['labels'] == n_expected
+    assert len({r['image_path'] for r in records}) == len(records)
+    assert all(r['class_score'] >= 0.9 for r in records)
+    n_png = sum(len(f) for _, _, f in os.walk(os.path.join(out, 'char_images')))
+    assert n_png == len(records)
+
+    mapping = KuzushijiUnicodeMapping(data_dir)
+    ds = KuzushijiCharCropDataset(None, index_path=os.path.join(out, 'pseudo_labels.json'),
+                                  mapping=mapping)
+    item = ds[0]
+    x1, y1, x2, y2 = item['bbox']
+    w, h = item['image'].size
+    side = max(x2 - x1, y2 - y1) * 1.4
+    assert side <= w <= side + 2 and side <= h <= side + 2  # floor/ceil may add a pixel
+
+    again = make_pseudo_labels(oracle, data_dir, out)
+    assert again['pages_resumed'] == 3 and again['labels'] == len(records)
+    make_pseudo_labels(oracle, data_dir, out, restart=True)
+    assert oracle.seen[-3:] == ids
+
+
+def test_make_submission_scores_and_caches(tiny_kaggle_dir, oracle, tmp_path):
+    data_dir, out = tiny_kaggle_dir['data_dir'], str(tmp_path / 'sub')
+    cache = os.path.join(out, 'detection.csv')
+    info = make_submission(oracle, data_dir, out, run_record={'seed': 0})
+    rows = read_submission(os.path.join(out, 'submission.csv'))
+    order = [l.split(',')[0] for l in open(os.path.join(data_dir, 'sample_submission.csv')).read().split('\n')[1:] if l]
+    assert list(rows) == order
+    assert info['metrics']['f1'] == 1.0 and info['metrics']['fp'] == 0
+    assert json.load(open(os.path.join(out, 'metrics.json')))['f1'] == 1.0
+    assert set(read_detections(cache)) == set(order) and oracle.detected == order
+    saved = json.load(open(os.path.join(out, 'submission_info.json')))
+    assert saved['seed'] == 0 and saved['class_threshold'] == 0.5 and saved['pages'] == 3
+    assert open(os.path.join(out, 'pages.csv')).readline().strip() == 'image_id,tp,fp,fn'
+    make_submission(oracle, data_dir, str(tmp_path / 'sub2'), detections=cache)
+    assert oracle.detected == order  # second run read every page from the cache
+    assert read_detections(str(tmp_path / 'sub2' / 'detection.csv')).keys() == read_detections(cache).keys()
