@@ -5,6 +5,9 @@ from setuptools import setup
 # ships cuDNN for it is 13.x; see README.rst "Installing" for the measured combinations.
 install_requires = [
     'chainer==7.8.1',
+    # Chainer 7.8.1 imports numpy.distutils, which fails with setuptools>=70 (a later
+    # install of torch, for the benchmarks, would otherwise upgrade it).
+    'setuptools<70',
     'numpy>=1.26,<2',
     'pandas>=2.0,<3',
     'pillow>=9.0',

@@ -24,6 +24,9 @@ PRED_COLOR = '#d62728'
 TP_COLOR = '#2ca02c'
 FP_COLOR = '#d62728'
 FN_COLOR = '#ff7f0e'
+#: Character size assumed for points drawn without boxes, as a fraction of the longer page
+#: side (real pages: about 100 px characters on 3,900 px).
+CHAR_SIZE_RATIO = 0.025
 
 
 def _figure(image, max_side, dpi):
@@ -84,12 +87,19 @@ def draw_page(image, bboxes=None, texts=None, colors=GT_COLOR, points=None, poin
     if points is not None and len(points):
         points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         cols = per_item(point_colors, len(points))
-        ax.scatter(points[:, 0], points[:, 1], s=(6 * scale * 72 / dpi) ** 2 * 4, c=cols,
-                   marker='o', linewidths=0)
+        # markers and labels follow the page's character size (the boxes' when drawn)
+        if bboxes is not None and len(bboxes):
+            char_px = float(np.median(np.sqrt(np.prod(bboxes[:, 2:] - bboxes[:, :2], axis=1))))
+        else:
+            char_px = CHAR_SIZE_RATIO * max(image.shape[:2])
+        radius_pt = max(1.0, 0.12 * char_px * px_to_pt)
+        ax.scatter(points[:, 0], points[:, 1], s=(2 * radius_pt) ** 2, c=cols, marker='o',
+                   linewidths=0)
         if point_texts is not None:
-            size = max(5.0, 18 * px_to_pt / scale * min(scale * 2, 1))
+            size = max(4.0, 0.6 * char_px * px_to_pt)
             for (x, y), t, c in zip(points, point_texts, cols):
-                ax.text(x + 6, y, t, color=c, fontsize=size, va='center', ha='left')
+                ax.text(x + 0.25 * char_px, y, t, color=c, fontsize=size, va='center',
+                        ha='left')
     if title:
         ax.text(0.01, 0.995, title, transform=ax.transAxes, va='top', ha='left', fontsize=10,
                 color='black', bbox={'facecolor': 'white', 'alpha': 0.7, 'linewidth': 0})
@@ -113,10 +123,11 @@ def save_page(path: str, image, **kwargs) -> None:
 
 
 def page_ground_truth(data_dir: str, image_id: str):
-    """Find a page in train.csv (or test_labels.csv) of ``data_dir``.
+    """Find a page in train.csv (or among the test pages) of ``data_dir``.
 
     Returns:
-        tuple: ``(image, bboxes (R, 4) float32 xyxy, unicodes)``.
+        tuple: ``(image, bboxes (R, 4) float32 xyxy, unicodes, labeled)``; ``labeled`` is
+        false for a test page without ground truth (real test data).
 
     Raises:
         ValueError: ``image_id`` is in neither split (the message names it and the folder).
@@ -128,7 +139,7 @@ def page_ground_truth(data_dir: str, image_id: str):
             continue
         if image_id in ds.ids:
             item = ds.get_example(ds.ids.index(image_id))
-            return item['image'], item['bboxes'], item['unicodes']
+            return item['image'], item['bboxes'], item['unicodes'], ds.labeled
     raise ValueError('image_id {} is neither in train.csv nor among the test pages of {}'.format(
         image_id, data_dir))
 
@@ -136,7 +147,7 @@ def page_ground_truth(data_dir: str, image_id: str):
 def save_ground_truth(data_dir: str, image_id: str, out: str, with_chars: bool = True,
                       max_side: int = DEFAULT_MAX_SIDE) -> int:
     """Draw a page's ground-truth boxes and characters to ``out``; returns the box count."""
-    image, bboxes, unicodes = page_ground_truth(data_dir, image_id)
+    image, bboxes, unicodes, _ = page_ground_truth(data_dir, image_id)
     texts = None
     if with_chars:
         mapping = KuzushijiUnicodeMapping(data_dir)
@@ -191,3 +202,47 @@ def draw_scored_page(image, gt_unicodes, gt_boxes, pred_unicodes, pred_points, m
         colors=[TP_COLOR if m >= 0 else FN_COLOR for m in match],
         points=pred_points, point_texts=[_char(u, mapping) for u in pred_unicodes],
         point_colors=[TP_COLOR if u else FP_COLOR for u in used], title=title, max_side=max_side)
+
+
+def save_predictions(data_dir: str, image_id: str, submission: str, out: str,
+                     max_side: int = DEFAULT_MAX_SIDE) -> dict:
+    """Draw a submission's characters on a page, as a TP / FP / FN view when it is labelled.
+
+    Args:
+        data_dir: Kaggle-layout folder holding the page.
+        image_id: Page to draw.
+        submission: Submission CSV (script 07) with a row for ``image_id``.
+        out: Picture to write.
+        max_side: See :func:`draw_page`.
+
+    Returns:
+        dict: ``{'predictions': P}`` plus ``tp``, ``fp``, ``fn`` when the page is labelled.
+
+    Raises:
+        ValueError: ``image_id`` missing from the submission or the data folder.
+    """
+    from kr.evaluation import parse_submission_labels
+    from kr.evaluation import score_page
+    from kr.submission import read_submission
+    rows = read_submission(submission)
+    if image_id not in rows:
+        raise ValueError('image_id {} has no row in {}'.format(image_id, submission))
+    pred_unicodes, points = parse_submission_labels(rows[image_id], image_id, submission)
+    image, bboxes, unicodes, labeled = page_ground_truth(data_dir, image_id)
+    mapping = KuzushijiUnicodeMapping(data_dir)
+    result = {'predictions': len(pred_unicodes)}
+    if labeled:
+        boxes = np.asarray(bboxes, dtype=np.float64)
+        score = score_page(pred_unicodes, points, unicodes, boxes)
+        result.update(tp=score.tp, fp=score.fp, fn=score.fn)
+        fig = draw_scored_page(image, unicodes, boxes, pred_unicodes, points, score.match,
+                               mapping=mapping, max_side=max_side,
+                               title='{}: TP {} (green)  FP {} (red)  FN {} (orange)'.format(
+                                   image_id, score.tp, score.fp, score.fn))
+    else:
+        fig = draw_page(image, points=points,
+                        point_texts=[_char(u, mapping) for u in pred_unicodes],
+                        title='{} ({} predicted characters)'.format(image_id, len(points)),
+                        max_side=max_side)
+    save_figure(fig, out)
+    return result

@@ -48,3 +48,18 @@ def test_scored_page_colours(tmp_path):
     assert texts[:5] == ['あ', 'い', 'あ', 'う', 'あ']
     assert texts[-1] == 'TP 1 (green)  FP 2 (red)  FN 1 (orange)'
     plt.close(fig)
+
+
+def test_save_predictions_scored_and_unlabelled(tmp_path):
+    from tests.datasets_tests.conftest import write_kaggle_dir
+    from kr.visualization import save_predictions
+    data = write_kaggle_dir(tmp_path / 'k', [('b1_1', 'U+3042 10 10 20 20 U+3044 10 40 20 20')],
+                            test_ids=['t1_1'], size=(64, 96))
+    sub = tmp_path / 'sub.csv'
+    sub.write_text('image_id,labels\nb1_1,U+3042 20 20 U+3042 20 21 U+3046 5 5\nt1_1,U+3042 3 4\n')
+    assert save_predictions(data, 'b1_1', str(sub), str(tmp_path / 'a.png')) == {
+        'predictions': 3, 'tp': 1, 'fp': 2, 'fn': 1}
+    assert save_predictions(data, 't1_1', str(sub), str(tmp_path / 'b.png')) == {'predictions': 1}
+    assert Image.open(str(tmp_path / 'b.png')).size == (64, 96)
+    with pytest.raises(ValueError, match='image_id nope has no row in'):
+        save_predictions(data, 'nope', str(sub), str(tmp_path / 'c.png'))

@@ -22,6 +22,7 @@ from kr.datasets.sampling import make_sampler
 from kr.datasets.unicode_mapping import KuzushijiUnicodeMapping
 from kr.training.extensions import extend_lr_drop
 from kr.training.trainer import extend_standard
+from kr.training.trainer import FINAL_MODEL
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ SNAPSHOT_INTERVAL = 100
 #: (our choice: the SPEC gives no figure; a fold has ~170k crops on the real data).
 EVAL_INTERVAL = 10
 VAL_SAMPLES = 20000
-#: Weights written when a run ends (beside the ``model_<epoch>.npz`` snapshots).
-FINAL_MODEL = 'model_final.npz'
 #: Data loading processes on a GPU (on the CPU loading runs in the training process).
 GPU_LOADER_JOBS = 8
 

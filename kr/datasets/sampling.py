@@ -114,3 +114,43 @@ def make_sampler(kind: str, labels, epoch_size: int = None, min_count: int = DEF
 
 #: Names accepted by :func:`make_sampler` (``--sampler`` choices).
 SAMPLERS = ('random', 'balanced')
+
+
+class MixtureSampler(OrderSampler):
+    """Random order over a :class:`chainer.datasets.ConcatenatedDataset` with a fixed number
+    of draws from each part per epoch.
+
+    The finetuning of SPEC section 5 draws 20,000 trainval crops and 10,000 pseudo-label
+    crops an epoch: ``MixtureSampler([n_trainval, n_pseudo], [20000, 10000])``. Each part is
+    drawn as by :class:`RandomSampler`, the indices are offset into the concatenation and
+    the whole epoch is shuffled.
+
+    Args:
+        sizes: Length of each part, in concatenation order.
+        epoch_sizes: Draws from each part per epoch (0 skips a part).
+        random_state: ``numpy.random.RandomState`` (default: NumPy's global one).
+
+    Raises:
+        ValueError: Mismatched lengths, a negative draw count, draws from an empty part, or
+            no draws at all.
+    """
+
+    def __init__(self, sizes, epoch_sizes, random_state=None):
+        sizes, epoch_sizes = [int(s) for s in sizes], [int(e) for e in epoch_sizes]
+        if len(sizes) != len(epoch_sizes):
+            raise ValueError('{} parts but {} epoch sizes'.format(len(sizes), len(epoch_sizes)))
+        for n, e in zip(sizes, epoch_sizes):
+            if e < 0 or (e > 0 and n < 1):
+                raise ValueError('cannot draw {} items from a part of {}'.format(e, n))
+        if sum(epoch_sizes) < 1:
+            raise ValueError('an epoch needs at least one draw, got {}'.format(epoch_sizes))
+        self._random = random_state if random_state is not None else np.random.random.__self__
+        self.offsets = np.cumsum([0] + sizes[:-1])
+        self.parts = [(RandomSampler(n, e, self._random), off)
+                      for n, e, off in zip(sizes, epoch_sizes, self.offsets) if e > 0]
+        self.epoch_size = sum(epoch_sizes)
+
+    def __call__(self, current_order=None, current_position=0) -> np.ndarray:
+        """``(sum(epoch_sizes),)`` int64 indices into the concatenation."""
+        order = np.concatenate([sampler() + off for sampler, off in self.parts])
+        return order[self._random.permutation(len(order))]

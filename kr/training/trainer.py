@@ -8,6 +8,8 @@ from kr.training.extensions import FailOnNonFinite
 SNAPSHOT_PATTERN = 'snapshot_iter_{.updater.iteration}'
 #: Model weight files, as in the original (``model_700.npz``).
 MODEL_PATTERN = 'model_{.updater.epoch}.npz'
+#: Weights written when a run ends, whatever its length (what the next script takes).
+FINAL_MODEL = 'model_final.npz'
 
 
 def extend_standard(trainer, model, print_keys, plots=None, log_interval=(10, 'iteration'),

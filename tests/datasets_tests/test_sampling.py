@@ -82,3 +82,27 @@ def test_iterator_resumes_mid_epoch(tmp_path):
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_mixture_sampler_draws_per_part():
+    from kr.datasets.sampling import MixtureSampler
+    sampler = MixtureSampler([5, 100], [20, 10], random_state=np.random.RandomState(0))
+    order = sampler()
+    assert order.shape == (30,) and sampler.epoch_size == 30
+    first, second = order[order < 5], order[order >= 5]
+    assert len(first) == 20 and len(second) == 10
+    assert np.bincount(first, minlength=5).tolist() == [4] * 5   # 4 full passes over part 0
+    assert len(set(second.tolist())) == 10 and second.max() < 105
+    assert not (np.diff(order) >= 0).all()  # parts are shuffled together
+    assert MixtureSampler([5, 0], [3, 0])().max() < 5
+
+
+@pytest.mark.parametrize('sizes,epochs,message', [
+    ([5], [1, 2], '1 parts but 2 epoch sizes'),
+    ([5, 0], [1, 2], 'cannot draw 2 items from a part of 0'),
+    ([5], [0], 'an epoch needs at least one draw'),
+])
+def test_mixture_sampler_errors(sizes, epochs, message):
+    from kr.datasets.sampling import MixtureSampler
+    with pytest.raises(ValueError, match=message):
+        MixtureSampler(sizes, epochs)

@@ -26,7 +26,7 @@ from kr.detector.tta import ScaledDetector
 from kr.evaluation.detection_map import DetectionMapEvaluator
 from kr.training import extend_lr_drop
 from kr.training import extend_standard
-from kr.training.trainer import MODEL_PATTERN
+from kr.training.trainer import FINAL_MODEL
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
 
     Returns:
         dict: ``model`` (the trained Res18UnetCenterNet, on the CPU), ``model_path``
-        (its final weights), ``iteration``, ``epoch``, ``lr`` (the optimizer's learning
+        (its final weights, ``model_final.npz``), ``iteration``, ``epoch``, ``lr`` (the optimizer's learning
         rate hyperparameter at the end) and ``observation`` (the last reported values).
 
     Raises:
@@ -302,7 +302,7 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
         logger.info('resumed from %s at iteration %d', resume, updater.iteration)
     trainer.run()
 
-    model_path = os.path.join(out, MODEL_PATTERN.format(trainer))
+    model_path = os.path.join(out, FINAL_MODEL)
     model.to_cpu()
     chainer.serializers.save_npz(model_path, model)
     return {'model': model, 'model_path': model_path, 'iteration': updater.iteration,
