@@ -76,3 +76,43 @@ def test_foundation_end_to_end(tmp_path):
     submission.write_text('image_id,labels\n' + '\n'.join(rows) + '\n')
     result = json.loads(run('08_evaluate.py', str(submission), solution).stdout.strip().splitlines()[-1])
     assert result['f1'] == 1.0 and result['fp'] == 0 and result['fn'] == 0 and result['tp'] > 0
+
+
+@pytest.mark.slow
+def test_whole_pipeline_end_to_end(tmp_path):
+    """00 -> 09 with a few iterations each: files and formats, not accuracy."""
+    data, work = str(tmp_path / 'd'), str(tmp_path)
+    run('00_make_synthetic_dataset.py', '--out', data, '--train-pages', '10', '--test-pages', '2',
+        '--seed', '2', '--page-height', '480', '--workers', '1')
+    run('01_split_train_val.py', '--data-dir', data)
+    run('02_crop_characters.py', '--data-dir', data, '--workers', '1')
+    common = ['--data-dir', data, '--preset', 'demo', '--iterations', '2', '--seed', '0']
+    run('03_train_detector.py', *common, '--batchsize', '2', '--out', work + '/det')
+    run('04_train_classifier.py', *common, '--out', work + '/clf')
+    det, clf = work + '/det/model_final.npz', work + '/clf/model_final.npz'
+    # a low threshold so that even a barely trained detector sends boxes downstream
+    run('05_make_pseudo_labels.py', det, clf, '--data-dir', data, '--out', work + '/pseudo',
+        '--class-threshold', '0', '--detection-threshold', '0.2', '--no-tta')
+    pseudo = json.load(open(work + '/pseudo/pseudo_labels.json', encoding='utf-8'))
+    assert isinstance(pseudo, list)
+    run('06_finetune_classifier.py', clf, '--pseudo-labels-dir', work + '/pseudo', *common,
+        '--out', work + '/ft')
+    proc = run('07_make_submission.py', det, work + '/ft/model_final.npz', '--data-dir', data,
+               '--out', work + '/sub', '--detection-threshold', '0.2')
+    sub = work + '/sub/submission.csv'
+    rows = read_labels_csv(sub)
+    assert [r[0] for r in rows] == [r[0] for r in read_labels_csv(data + '/sample_submission.csv')]
+    for _, labels, _ in rows:
+        assert len(labels.split()) % 3 == 0
+    metrics = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(metrics) == {'f1', 'precision', 'recall', 'tp', 'fp', 'fn'}
+    info = json.load(open(work + '/sub/submission_info.json'))
+    assert info['detection_threshold'] == 0.2 and info['versions']['chainer'] == '7.8.1'
+    # the cached detections let another classifier be scored without the detector
+    run('07_make_submission.py', det, clf, '--data-dir', data, '--out', work + '/sub2',
+        '--detections', work + '/sub/detection.csv')
+    scored = json.loads(run('08_evaluate.py', sub, data + '/test_labels.csv').stdout.splitlines()[-1])
+    assert scored == metrics
+    run('09_visualize.py', '--data-dir', data, '--image-id', rows[0][0], '--submission', sub,
+        '--out', work + '/pic/scored.png')
+    assert os.path.getsize(work + '/pic/scored.png') > 1000
