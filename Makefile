@@ -7,21 +7,33 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS ?= test
 
+# The demo: scripts 00-09 on a synthetic set, with the CPU-sized presets.
 DEMO_DATA := data/kuzushiji-recognition-synthetic
 DEMO_SPLIT := $(DEMO_DATA)-gsplit
 DEMO_CROPS := $(DEMO_DATA)-crops
 DEMO_OUT := results/demo
 DEMO_TRAIN_PAGES ?= 120
-DEMO_TEST_PAGES ?= 30
+DEMO_TEST_PAGES ?= 20
+DEMO_PAGE_HEIGHT ?= 1500
+DEMO_SEED ?= 0
+# The two trainings run side by side (make -j2), one core each.
+DEMO_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+DEMO_FLAGS := --data-dir $(DEMO_DATA) --split-dir $(DEMO_SPLIT)
+DET := $(DEMO_OUT)/detector/model_final.npz
+CLF := $(DEMO_OUT)/classifier/model_final.npz
+FT := $(DEMO_OUT)/classifier-finetune/model_final.npz
+SUB_BEFORE := $(DEMO_OUT)/submission-before-finetune/submission.csv
+SUB := $(DEMO_OUT)/submission/submission.csv
+PSEUDO := $(DEMO_OUT)/pseudo-labels/pseudo_labels.json
 
-.PHONY: install test demo clean-demo
+.PHONY: install test demo demo-steps demo-report clean-demo
 
 install: $(STAMP)
 
 # Chainer 7.8.1 ships only an sdist that builds with setuptools<70 and without build
 # isolation; everything else comes as wheels.
 $(STAMP): setup.py
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "kr needs Python 3.11, found " + sys.version' 
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "kr needs Python 3.11, found " + sys.version'
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet "setuptools<70" wheel
 	$(VPY) -m pip install --quiet --no-build-isolation -e ".[$(EXTRAS)]"
@@ -31,20 +43,77 @@ test: install
 	$(VPY) -m pytest tests
 
 demo: install
+	@date +%s > .demo-start
+	$(MAKE) --no-print-directory -j2 demo-steps
+	@$(MAKE) --no-print-directory demo-report
+
+demo-steps: $(SUB) $(DEMO_OUT)/train_page.png $(DEMO_OUT)/test_page_before.png \
+            $(DEMO_OUT)/test_page.png
+
+$(DEMO_DATA)/train.csv:
 	$(VPY) scripts/00_make_synthetic_dataset.py --out $(DEMO_DATA) --overwrite \
-	    --train-pages $(DEMO_TRAIN_PAGES) --test-pages $(DEMO_TEST_PAGES) --seed 0
-	$(VPY) scripts/01_split_train_val.py --data-dir $(DEMO_DATA) --split-dir $(DEMO_SPLIT)
-	$(VPY) scripts/02_crop_characters.py --data-dir $(DEMO_DATA) --split-dir $(DEMO_SPLIT) \
-	    --out $(DEMO_CROPS) --overwrite
-	mkdir -p $(DEMO_OUT)
-	$(VPY) scripts/09_visualize.py --data-dir $(DEMO_DATA) \
-	    --image-id $$(sed -n 2p $(DEMO_DATA)/train.csv | cut -d, -f1) --out $(DEMO_OUT)/train_page.png
-	@echo
-	@echo "made:"
-	@echo "  dataset     $(DEMO_DATA): $$(ls $(DEMO_DATA)/train_images | wc -l) train pages, $$(ls $(DEMO_DATA)/test_images | wc -l) test pages, $$(($$(wc -l < $(DEMO_DATA)/unicode_translation.csv) - 1)) classes"
-	@echo "  split       $(DEMO_SPLIT): $$(ls $(DEMO_SPLIT) | grep csv | tr '\n' ' ')"
-	@echo "  crops       $(DEMO_CROPS): $$(find $(DEMO_CROPS)/char_images -name '*.png' | wc -l) character crops"
-	@echo "  picture     $(DEMO_OUT)/train_page.png"
+	    --train-pages $(DEMO_TRAIN_PAGES) --test-pages $(DEMO_TEST_PAGES) \
+	    --page-height $(DEMO_PAGE_HEIGHT) --seed $(DEMO_SEED)
+
+$(DEMO_SPLIT)/train-0.csv: $(DEMO_DATA)/train.csv
+	$(VPY) scripts/01_split_train_val.py $(DEMO_FLAGS)
+
+$(DEMO_CROPS)/trainval.json: $(DEMO_SPLIT)/train-0.csv
+	$(VPY) scripts/02_crop_characters.py $(DEMO_FLAGS) --out $(DEMO_CROPS) --overwrite
+
+$(DET): $(DEMO_SPLIT)/train-0.csv
+	$(DEMO_ENV) $(VPY) scripts/03_train_detector.py $(DEMO_FLAGS) --preset demo --full-data \
+	    --seed $(DEMO_SEED) --out $(DEMO_OUT)/detector
+
+$(CLF): $(DEMO_CROPS)/trainval.json
+	$(DEMO_ENV) $(VPY) scripts/04_train_classifier.py $(DEMO_FLAGS) --crop-dir $(DEMO_CROPS) \
+	    --preset demo --full-data --seed $(DEMO_SEED) --out $(DEMO_OUT)/classifier
+
+$(SUB_BEFORE): $(DET) $(CLF)
+	$(VPY) scripts/07_make_submission.py $(DET) $(CLF) --data-dir $(DEMO_DATA) \
+	    --out $(dir $@)
+
+# Pseudo labels reuse the first submission's detections (same detector).
+$(PSEUDO): $(SUB_BEFORE)
+	$(VPY) scripts/05_make_pseudo_labels.py $(DET) $(CLF) --data-dir $(DEMO_DATA) \
+	    --out $(dir $@) --restart --detections $(dir $(SUB_BEFORE))detection.csv
+
+$(FT): $(PSEUDO)
+	$(VPY) scripts/06_finetune_classifier.py $(CLF) $(DEMO_FLAGS) \
+	    --crop-dir $(DEMO_CROPS) --pseudo-labels-dir $(dir $(PSEUDO)) --preset demo \
+	    --seed $(DEMO_SEED) --out $(dir $@)
+
+# The detector is the same: the second submission reuses the first one's detections.
+$(SUB): $(FT) $(SUB_BEFORE)
+	$(VPY) scripts/07_make_submission.py $(DET) $(FT) --data-dir $(DEMO_DATA) --out $(dir $@) \
+	    --detections $(dir $(SUB_BEFORE))detection.csv
+	$(VPY) scripts/08_evaluate.py $(SUB) $(DEMO_DATA)/test_labels.csv \
+	    --pages-out $(DEMO_OUT)/submission/pages.csv > $(DEMO_OUT)/metrics.json
+
+$(DEMO_OUT)/train_page.png: $(DEMO_DATA)/train.csv
+	$(VPY) scripts/09_visualize.py --data-dir $(DEMO_DATA) --out $@ \
+	    --image-id $$(sed -n 2p $(DEMO_DATA)/train.csv | cut -d, -f1)
+
+$(DEMO_OUT)/test_page_before.png: $(SUB_BEFORE)
+	$(VPY) scripts/09_visualize.py --data-dir $(DEMO_DATA) --out $@ --submission $< \
+	    --image-id $$(sed -n 2p $(DEMO_DATA)/sample_submission.csv | cut -d, -f1)
+
+$(DEMO_OUT)/test_page.png: $(SUB)
+	$(VPY) scripts/09_visualize.py --data-dir $(DEMO_DATA) --out $@ --submission $< \
+	    --image-id $$(sed -n 2p $(DEMO_DATA)/sample_submission.csv | cut -d, -f1)
+
+demo-report:
+	@$(VPY) -c 'import json, sys; \
+	before = json.load(open("$(dir $(SUB_BEFORE))metrics.json")); \
+	after = json.load(open("$(DEMO_OUT)/metrics.json")); \
+	print(); \
+	print("synthetic test pages: $(DEMO_TEST_PAGES); detector and classifier trained with --preset demo"); \
+	print("F1 before pseudo-label finetuning: {:.4f} (precision {:.4f}, recall {:.4f})".format(before["f1"], before["precision"], before["recall"])); \
+	print("F1 after  pseudo-label finetuning: {:.4f} (precision {:.4f}, recall {:.4f})".format(after["f1"], after["precision"], after["recall"]))'
+	@echo "submission  $(SUB)"
+	@echo "metrics     $(DEMO_OUT)/metrics.json (per page: $(DEMO_OUT)/submission/pages.csv)"
+	@echo "pictures    $(DEMO_OUT)/train_page.png $(DEMO_OUT)/test_page_before.png $(DEMO_OUT)/test_page.png"
+	@test ! -f .demo-start || echo "wall time   $$(( $$(date +%s) - $$(cat .demo-start) )) s (install excluded)"
 
 clean-demo:
-	rm -rf $(DEMO_DATA) $(DEMO_SPLIT) $(DEMO_CROPS) $(DEMO_OUT)
+	rm -rf $(DEMO_DATA) $(DEMO_SPLIT) $(DEMO_CROPS) $(DEMO_OUT) .demo-start

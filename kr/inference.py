@@ -146,14 +146,24 @@ class PageRecognizer:
 
         Args:
             image: PIL image or ``(H, W, 3)`` uint8 RGB array.
-            detections: Cached ``(bboxes, scores)`` to use instead of running the detector.
+            detections: Cached ``(bboxes, scores)`` to use instead of running the detector;
+                boxes under :attr:`detection_threshold` are dropped (so a cache made at a
+                lower threshold serves a higher one, up to the small effect of box voting).
 
         Returns:
             list of :class:`Character`, in the detector's order (highest score first).
         """
         image = to_array(image)
-        bboxes, scores = self.detect(image) if detections is None else detections
+        if detections is None:
+            bboxes, scores = self.detect(image)
+        else:
+            bboxes, scores = self._filter(*detections)
         return self.classify(image, bboxes, scores)
+
+    def _filter(self, bboxes, scores):
+        # a cache made at a lower threshold serves a higher one
+        keep = np.asarray(scores) >= (self.detection_threshold or 0)
+        return np.asarray(bboxes)[keep], np.asarray(scores)[keep]
 
     def recognize_dataset(self, dataset, detections: dict = None, desc: str = 'recognise'):
         """Recognise every page of a page dataset.
@@ -173,7 +183,7 @@ class PageRecognizer:
             image = to_array(item['image'])
             image_id = item['image_id']
             if detections is not None and image_id in detections:
-                dets = detections[image_id]
+                dets = self._filter(*detections[image_id])
             else:
                 dets = self.detect(image)
                 if detections is not None:

@@ -27,6 +27,7 @@ from kr.datasets.char_crop import crop_page
 from kr.datasets.image import to_array
 from kr.datasets.kuzushiji import KuzushijiPageDataset
 from kr.detector import SCORE_THRESHOLD
+from kr.submission import read_detections
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def _write_page(root, image_id, image, characters):
 
 def make_pseudo_labels(recognizer, data_dir: str, out_dir: str,
                        threshold: float = PSEUDO_LABEL_THRESHOLD, restart: bool = False,
-                       run_record: dict = None) -> dict:
+                       detections: str = None, run_record: dict = None) -> dict:
     """Recognise the test pages and keep the confident characters as labelled crops.
 
     Pages already finished by an interrupted run (their ``pages/<id>.json`` exists) are
@@ -83,6 +84,8 @@ def make_pseudo_labels(recognizer, data_dir: str, out_dir: str,
         out_dir: Output folder.
         threshold: Minimum classifier probability.
         restart: Delete ``out_dir`` first instead of resuming.
+        detections: A detection cache (``detection.csv`` of script 07 with the same
+            detector) to reuse: pages found there skip the detector.
         run_record: Written as ``args.json``.
 
     Returns:
@@ -94,6 +97,7 @@ def make_pseudo_labels(recognizer, data_dir: str, out_dir: str,
     if run_record is not None:
         fileio.write_json(os.path.join(out_dir, 'args.json'), run_record)
     pages = KuzushijiPageDataset(data_dir, 'test')
+    cache = read_detections(detections) if detections else {}
     done = {os.path.splitext(n)[0] for n in os.listdir(os.path.join(out_dir, PAGES_DIR))
             if n.endswith('.json')}
     todo = [i for i, image_id in enumerate(pages.ids) if image_id not in done]
@@ -103,7 +107,8 @@ def make_pseudo_labels(recognizer, data_dir: str, out_dir: str,
     for i in progress(todo, desc='pseudo labels'):
         item = pages[i]
         image = to_array(item['image'])
-        chars = select_pseudo_labels(recognizer.recognize(image), threshold)
+        chars = select_pseudo_labels(
+            recognizer.recognize(image, detections=cache.get(item['image_id'])), threshold)
         _write_page(out_dir, item['image_id'], image, chars)
     records = []
     for image_id in pages.ids:

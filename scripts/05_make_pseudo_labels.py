@@ -26,6 +26,10 @@ def parse_args(argv=None):
         parents=[cli.recognizer_args(PSEUDO_LABEL_DETECTION_THRESHOLD, PSEUDO_LABEL_THRESHOLD),
                  cli.data_args(), cli.device_args(), cli.output_args()])
     p.add_argument('--restart', action='store_true', help='delete --out and start over')
+    p.add_argument('--detections', default=None,
+                   help='reuse this detection cache (detection.csv of script 07 with the same '
+                        'detector, at a threshold no higher than this one): only pages '
+                        'missing from it are detected')
     return p.parse_args(argv)
 
 
@@ -39,7 +43,7 @@ def main(argv=None):
                                      class_threshold=args.class_threshold, tta=args.tta)
         summary = make_pseudo_labels(recognizer, data_dir=args.data_dir, out_dir=args.out,
                                      threshold=args.class_threshold, restart=args.restart,
-                                     run_record=record)
+                                     detections=args.detections, run_record=record)
     except (FileNotFoundError, ValueError) as e:
         sys.exit('error: {}'.format(e))
     logger.info('%d pseudo labels from %d test pages in %s', summary['labels'],

@@ -65,10 +65,11 @@ def test_recognize_dataset_uses_and_fills_the_cache():
     pages = [{'image': np.zeros((64, 48, 3), np.uint8), 'image_id': 'p{}'.format(i)} for i in range(3)]
     detector = FakeDetector([[1, 1, 9, 9]], [0.9])
     rec = PageRecognizer(detector, FakeClassifier([1], [0.99]), FakeMapping(), tta=False)
-    cache = {'p1': (np.array([[2, 2, 4, 4]], np.float32), np.array([0.7], np.float32))}
+    cache = {'p1': (np.array([[2, 2, 4, 4], [5, 5, 6, 6]], np.float32),
+                    np.array([0.7, 0.2], np.float32))}
     out = list(rec.recognize_dataset(pages, detections=cache))
     assert [o[0] for o in out] == ['p0', 'p1', 'p2'] and detector.calls == 2
-    assert out[1][2][0].bbox == (2.0, 2.0, 4.0, 4.0)
+    assert [c.bbox for c in out[1][2]] == [(2.0, 2.0, 4.0, 4.0)]  # 0.2 < the 0.57 threshold
     assert set(cache) == {'p0', 'p1', 'p2'}
     again = list(rec.recognize_dataset(pages, detections=cache))
     assert detector.calls == 2 and [o[2] for o in again] == [o[2] for o in out]

@@ -26,7 +26,7 @@ class OracleRecognizer:
         ds = KuzushijiPageDataset(data_dir, 'test')
         for image_id, bboxes, unicodes in zip(ds.ids, ds.bboxes, ds.unicodes):
             self.truth[image_id] = (bboxes, unicodes)
-        self.fail_on, self.seen, self.detected = fail_on, [], []
+        self.fail_on, self.seen, self.detected, self.cached = fail_on, [], [], []
 
     def _chars(self, image_id):
         bboxes, unicodes = self.truth[image_id]
@@ -35,7 +35,8 @@ class OracleRecognizer:
                           0.95 if n % 2 == 0 else 0.6)
                 for n, (b, u) in enumerate(zip(bboxes, unicodes))]
 
-    def recognize(self, image):
+    def recognize(self, image, detections=None):
+        self.cached.append(detections is not None)
         image_id = self._identify(image)
         if image_id == self.fail_on:
             raise KeyboardInterrupt
@@ -125,3 +126,13 @@ def test_make_submission_scores_and_caches(tiny_kaggle_dir, oracle, tmp_path):
     make_submission(oracle, data_dir, str(tmp_path / 'sub2'), detections=cache)
     assert oracle.detected == order  # second run read every page from the cache
     assert read_detections(str(tmp_path / 'sub2' / 'detection.csv')).keys() == read_detections(cache).keys()
+
+
+def test_pseudo_labels_reuse_a_detection_cache(tiny_kaggle_dir, oracle, tmp_path):
+    from kr.submission import write_detections
+    data_dir = tiny_kaggle_dir['data_dir']
+    ids = KuzushijiPageDataset(data_dir, 'test').ids
+    cache = str(tmp_path / 'detection.csv')
+    write_detections(cache, {ids[0]: (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))})
+    make_pseudo_labels(oracle, data_dir, str(tmp_path / 'p'), detections=cache)
+    assert oracle.cached == [True, False, False]
