@@ -18,6 +18,7 @@ from kr.classifier import CLASSIFIERS
 from kr.classifier import training
 from kr.datasets import KuzushijiUnicodeMapping
 from kr.datasets.sampling import SAMPLERS
+from kr.training import OPTIMIZERS
 from kr.training import TrainingDiverged
 
 
@@ -37,6 +38,8 @@ def parse_args(argv=None):
     p.add_argument('--batchsize', type=int)
     p.add_argument('--lr', type=float)
     p.add_argument('--weight-decay', type=float)
+    p.add_argument('--optimizer', choices=sorted(OPTIMIZERS),
+                   help="nesterov (the original's) or adam (--lr is then its alpha)")
     p.add_argument('--input-size', type=int, help='crop side in pixels')
     p.add_argument('--width', type=float, help='channel multiplier of the network')
     p.add_argument('--sampler', choices=SAMPLERS, default='random')
@@ -67,6 +70,7 @@ def main(argv=None):
             data_dir=args.data_dir, out=args.out, crop_dir=args.crop_dir, model=args.model,
             device=cli.parse_device(args.device), epoch=args.epoch, iterations=args.iterations,
             batchsize=args.batchsize, lr=args.lr, weight_decay=args.weight_decay,
+            optimizer=args.optimizer,
             full_data=args.full_data, cv_index=args.cv_index, resume=args.resume,
             input_size=args.input_size, width=args.width, sampler=args.sampler,
             epoch_size=args.epoch_size, augment=args.augment, loaderjob=args.loaderjob,

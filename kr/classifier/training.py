@@ -21,6 +21,8 @@ from kr.datasets.sampling import DEFAULT_MIN_COUNT
 from kr.datasets.sampling import make_sampler
 from kr.datasets.unicode_mapping import KuzushijiUnicodeMapping
 from kr.training.extensions import extend_lr_drop
+from kr.training.optimizers import make_optimizer
+from kr.training.optimizers import MOMENTUM
 from kr.training.trainer import extend_standard
 from kr.training.trainer import FINAL_MODEL
 
@@ -29,7 +31,6 @@ logger = logging.getLogger(__name__)
 #: SPEC section 4: NesterovAG lr 0.1, momentum 0.9, weight decay 1e-4, batch 192,
 #: 1,000 epochs of 20,000 random samples, snapshot every 100 epochs.
 LR = 0.1
-MOMENTUM = 0.9
 WEIGHT_DECAY = 1e-4
 BATCH_SIZE = 192
 EPOCHS = 1000
@@ -53,6 +54,7 @@ PRESETS = {
         'epoch_size': EPOCH_SIZE, 'input_size': INPUT_SIZE, 'width': 1.0,
         'snapshot_interval': SNAPSHOT_INTERVAL, 'eval_interval': EVAL_INTERVAL,
         'val_samples': VAL_SAMPLES, 'log_interval': 100, 'augment': 'full',
+        'optimizer': 'nesterov',
     },
     'demo': {
         # 400 iterations of 64 crops of 48 x 48 through a 0.35-wide network, colour-only
@@ -60,7 +62,7 @@ PRESETS = {
         'epoch': 8, 'batchsize': 64, 'lr': 0.1, 'weight_decay': WEIGHT_DECAY,
         'epoch_size': 3200, 'input_size': 48, 'width': 0.35,
         'snapshot_interval': 4, 'eval_interval': 1, 'val_samples': 2000, 'log_interval': 10,
-        'augment': 'light',
+        'augment': 'light', 'optimizer': 'nesterov',
     },
 }
 
@@ -152,6 +154,7 @@ def run_classifier_training(predictor, train, val, out: str, order_sampler=None,
                             device=-1, epoch: int = EPOCHS, iterations: int = None,
                             batchsize: int = BATCH_SIZE, lr: float = LR,
                             momentum: float = MOMENTUM, weight_decay: float = WEIGHT_DECAY,
+                            optimizer: str = 'nesterov',
                             lr_drop_points=(0.5, 0.75), resume: str = None,
                             loaderjob: int = None, snapshot_interval: int = SNAPSHOT_INTERVAL,
                             eval_interval: int = EVAL_INTERVAL, log_interval: int = 100):
@@ -176,6 +179,8 @@ def run_classifier_training(predictor, train, val, out: str, order_sampler=None,
         batchsize: Minibatch size (validation too).
         lr: Initial learning rate.
         momentum: NesterovAG momentum.
+        optimizer: A key of :data:`kr.training.OPTIMIZERS` (``'nesterov'``, the original's, or
+            ``'adam'``, whose alpha is then ``lr``).
         weight_decay: L2 coefficient of the WeightDecay hook.
         lr_drop_points: Fractions of the run at which the lr drops x0.1.
         resume: Trainer snapshot (``snapshot_iter_<n>``) to continue from.
@@ -201,7 +206,7 @@ def run_classifier_training(predictor, train, val, out: str, order_sampler=None,
         loaderjob = 0 if device.xp is np else GPU_LOADER_JOBS
     model = L.Classifier(predictor)
     model.to_device(device)
-    optimizer = chainer.optimizers.NesterovAG(lr=lr, momentum=momentum)
+    optimizer, lr_attr = make_optimizer(optimizer, lr, momentum)
     optimizer.setup(model)
     optimizer.add_hook(chainer.optimizer_hooks.WeightDecay(weight_decay))
 
@@ -212,7 +217,7 @@ def run_classifier_training(predictor, train, val, out: str, order_sampler=None,
     trainer = chainer.training.Trainer(updater, stop_trigger, out=out)
     trainer.extend(extensions.Evaluator(val_iter, model, device=device),
                    trigger=(eval_interval, 'epoch'))
-    extend_lr_drop(trainer, stop_trigger, points=lr_drop_points)
+    extend_lr_drop(trainer, stop_trigger, points=lr_drop_points, attr=lr_attr)
     extend_standard(
         trainer, predictor,
         ['main/loss', 'main/accuracy', 'validation/main/loss', 'validation/main/accuracy'],
@@ -241,7 +246,8 @@ def run_classifier_training(predictor, train, val, out: str, order_sampler=None,
 def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str = 'mobilenetv3',
                      device=-1, epoch: int = EPOCHS, iterations: int = None,
                      batchsize: int = BATCH_SIZE, lr: float = LR,
-                     weight_decay: float = WEIGHT_DECAY, full_data: bool = False,
+                     weight_decay: float = WEIGHT_DECAY, optimizer: str = 'nesterov',
+                     full_data: bool = False,
                      cv_index: int = 0, resume: str = None, input_size: int = INPUT_SIZE,
                      width: float = 1.0, sampler: str = 'random', epoch_size: int = EPOCH_SIZE,
                      min_count: int = DEFAULT_MIN_COUNT, augment: str = 'full',
@@ -266,6 +272,7 @@ def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str =
         batchsize: Minibatch size.
         lr: Initial learning rate.
         weight_decay: L2 coefficient.
+        optimizer: ``'nesterov'`` (the original's) or ``'adam'`` (``lr`` is its alpha).
         full_data: Train on all labelled pages (see :func:`make_datasets`).
         cv_index: Fold.
         resume: Trainer snapshot to continue from.
@@ -313,5 +320,5 @@ def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str =
     return run_classifier_training(
         predictor, train, val, out, order_sampler=order_sampler, device=device, epoch=epoch,
         iterations=iterations, batchsize=batchsize, lr=lr, weight_decay=weight_decay,
-        resume=resume, loaderjob=loaderjob, snapshot_interval=snapshot_interval,
+        optimizer=optimizer, resume=resume, loaderjob=loaderjob, snapshot_interval=snapshot_interval,
         eval_interval=eval_interval, log_interval=log_interval)

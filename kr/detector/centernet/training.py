@@ -26,14 +26,14 @@ from kr.detector.tta import ScaledDetector
 from kr.evaluation.detection_map import DetectionMapEvaluator
 from kr.training import extend_lr_drop
 from kr.training import extend_standard
+from kr.training.optimizers import make_optimizer
+from kr.training.optimizers import OPTIMIZERS  # NOQA: the --optimizer choices
 from kr.training.trainer import FINAL_MODEL
 
 logger = logging.getLogger(__name__)
 
 #: Reported loss keys (under ``main/``): the total and its three terms.
 LOSS_KEYS = ('loss', 'loss/score', 'loss/size', 'loss/offset')
-#: Momentum of NesterovAG (Chainer's default, which the original kept).
-MOMENTUM = 0.9
 #: The original's optimisation (SPEC section 3), in the original's loss units.
 ORIGINAL_BATCHSIZE = 16
 ORIGINAL_LR = 1e-3
@@ -47,14 +47,6 @@ LOSS_RATIO_TO_ORIGINAL = n_output_channels(1) / ORIGINAL_BATCHSIZE
 LR = ORIGINAL_LR / LOSS_RATIO_TO_ORIGINAL
 WEIGHT_DECAY = ORIGINAL_WEIGHT_DECAY * LOSS_RATIO_TO_ORIGINAL
 GRAD_CLIP = ORIGINAL_GRAD_CLIP * LOSS_RATIO_TO_ORIGINAL
-
-#: Optimizers of ``--optimizer``: name -> (factory of the learning rate, name of the
-#: hyperparameter that holds it and that the lr drops shift). NesterovAG is the
-#: original's; Adam learns the synthetic pages several times faster on a CPU budget.
-OPTIMIZERS = {
-    'nesterov': (lambda lr: chainer.optimizers.NesterovAG(lr=lr, momentum=MOMENTUM), 'lr'),
-    'adam': (lambda lr: chainer.optimizers.Adam(alpha=lr), 'alpha'),
-}
 
 #: Hyperparameter sets of ``--preset``. ``full``: SPEC section 3 (lr 1e-3, weight decay
 #: 1e-5, clipping 100 in the original's loss units; 700 epochs, batch 16, 416 px crops,
@@ -266,8 +258,7 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
     train_chain = CenterNetTrainChain(model)
     train_chain.to_device(device)
 
-    make_optimizer, lr_attr = OPTIMIZERS[optimizer]
-    optimizer = make_optimizer(lr)
+    optimizer, lr_attr = make_optimizer(optimizer, lr)
     optimizer.setup(train_chain)
     optimizer.add_hook(chainer.optimizer_hooks.WeightDecay(weight_decay))
     optimizer.add_hook(chainer.optimizer_hooks.GradientClipping(grad_clip))
