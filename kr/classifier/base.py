@@ -79,13 +79,23 @@ class ClassifierBase(chainer.Chain):
     ``(N, n_class)`` logits (any ``H, W`` works: the heads pool globally).
 
     Args:
+        out_ch: Number of classes.
+        width: Channel multiplier of the subclass's network.
         input_size: Side of the square crops ``classify`` feeds the network (pixels).
+
+    Raises:
+        ValueError: ``out_ch < 1``, ``width <= 0`` or ``input_size < 8``.
     """
 
-    def __init__(self, input_size: int = INPUT_SIZE):
+    def __init__(self, out_ch: int, width: float = 1.0, input_size: int = INPUT_SIZE):
         super().__init__()
+        if out_ch < 1 or width <= 0:
+            raise ValueError('out_ch must be >= 1 and width > 0, got {} and {}'.format(
+                out_ch, width))
         if int(input_size) < 8:
             raise ValueError('input_size must be at least 8 pixels, got {}'.format(input_size))
+        self.out_ch = out_ch
+        self.width = width
         self.input_size = int(input_size)
 
     def forward(self, x):

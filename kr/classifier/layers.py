@@ -5,8 +5,8 @@ import chainer.functions as F
 import chainer.links as L
 from chainer import initializers
 
-from kr.classifier.functions import depthwise_convolution_2d
-from kr.classifier.functions import pointwise_convolution_2d
+from kr.classifier.functions import BatchNormalization
+from kr.classifier.functions import Convolution2D
 
 
 def hard_sigmoid(x):
@@ -65,22 +65,16 @@ class ConvBN(chainer.Chain):
         self.depthwise = depthwise
         self.stride = stride
         self.pad = ksize // 2
-        self.pointwise = ksize == 1 and stride == 1
         with self.init_scope():
-            self.conv = L.Convolution2D(in_ch, out_ch, ksize, stride, self.pad, nobias=True,
-                                        initialW=initializers.HeNormal(),
-                                        groups=in_ch if depthwise else 1)
-            self.bn = L.BatchNormalization(out_ch)
+            self.conv = Convolution2D(in_ch, out_ch, ksize, stride, self.pad, nobias=True,
+                                      initialW=initializers.HeNormal(),
+                                      groups=in_ch if depthwise else 1)
+            self.bn = BatchNormalization(out_ch)
 
     def forward(self, x):
-        # The same as self.conv(x) without Chainer's im2col copies (kr.classifier.functions).
-        if self.depthwise:
-            h = depthwise_convolution_2d(x, self.conv.W, self.stride, self.pad)
-        elif self.pointwise:
-            h = pointwise_convolution_2d(x, self.conv.W)
-        else:
-            h = self.conv(x)
-        return self.activation(self.bn(h))
+        # Convolution2D and BatchNormalization choose the fast CPU kernels per call
+        # (kr.classifier.functions); Chainer's own run on the GPU.
+        return self.activation(self.bn(self.conv(x)))
 
 
 class ClassifierHead(chainer.Chain):

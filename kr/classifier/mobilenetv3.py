@@ -111,12 +111,7 @@ class MobileNetV3(ClassifierBase):
 
     def __init__(self, out_ch: int, width: float = 1.0, input_size: int = INPUT_SIZE,
                  dropout_ratio: float = DROPOUT_RATIO):
-        super().__init__(input_size)
-        if out_ch < 1 or width <= 0:
-            raise ValueError('out_ch must be >= 1 and width > 0, got {} and {}'.format(
-                out_ch, width))
-        self.out_ch = out_ch
-        self.width = width
+        super().__init__(out_ch, width, input_size)
 
         def ch(c):
             return make_divisible(c * width)

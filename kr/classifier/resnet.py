@@ -81,12 +81,7 @@ class ResNet(ClassifierBase):
 
     def __init__(self, out_ch: int, block, n_blocks, width: float = 1.0,
                  input_size: int = INPUT_SIZE, dropout_ratio: float = DROPOUT_RATIO):
-        super().__init__(input_size)
-        if out_ch < 1 or width <= 0:
-            raise ValueError('out_ch must be >= 1 and width > 0, got {} and {}'.format(
-                out_ch, width))
-        self.out_ch = out_ch
-        self.width = width
+        super().__init__(out_ch, width, input_size)
         in_ch = make_divisible(STEM_CH * width)
         stages = []
         for ch, stride, n in zip(STAGE_CHANNELS, STAGE_STRIDES, n_blocks):

@@ -10,6 +10,7 @@ import chainer.links as L
 from chainer import initializers
 
 from kr.classifier.base import ClassifierBase
+from kr.classifier.functions import BatchNormalization
 from kr.classifier.functions import depthwise_convolution_2d
 from kr.classifier.functions import pointwise_convolution_2d
 from kr.classifier.layers import ClassifierHead
@@ -40,7 +41,7 @@ class SeparableConvBN(chainer.Chain):
             self.depthwise = L.Convolution2D(in_ch, in_ch, 3, 1, 1, nobias=True, initialW=init,
                                              groups=in_ch)
             self.pointwise = L.Convolution2D(in_ch, out_ch, 1, nobias=True, initialW=init)
-            self.bn = L.BatchNormalization(out_ch)
+            self.bn = BatchNormalization(out_ch)
 
     def forward(self, x):
         h = depthwise_convolution_2d(x, self.depthwise.W, 1, 1)
@@ -98,12 +99,7 @@ class Xception(ClassifierBase):
 
     def __init__(self, out_ch: int, width: float = 1.0, input_size: int = INPUT_SIZE,
                  dropout_ratio: float = DROPOUT_RATIO):
-        super().__init__(input_size)
-        if out_ch < 1 or width <= 0:
-            raise ValueError('out_ch must be >= 1 and width > 0, got {} and {}'.format(
-                out_ch, width))
-        self.out_ch = out_ch
-        self.width = width
+        super().__init__(out_ch, width, input_size)
 
         def ch(c):
             return make_divisible(c * width)

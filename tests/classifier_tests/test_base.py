@@ -24,7 +24,7 @@ class ChannelMeanClassifier(ClassifierBase):
     """Logits = mean of each colour channel x 10: class = the dominant colour of the crop."""
 
     def __init__(self, input_size=8):
-        super().__init__(input_size)
+        super().__init__(3, input_size=input_size)
         self.calls = []
 
     def forward(self, x):
