@@ -28,7 +28,8 @@ def parse_args(argv=None):
                                          cli.output_args('results/classifier')])
     p.add_argument('--crop-dir', default=None,
                    help='crops of scripts/02_crop_characters.py (default: <data-dir>-crops)')
-    p.add_argument('--model', choices=sorted(CLASSIFIERS), default='mobilenetv3')
+    p.add_argument('--model', choices=sorted(CLASSIFIERS),
+                   help='architecture (full preset: mobilenetv3, the original\'s; demo: resnet18)')
     p.add_argument('--preset', choices=sorted(training.PRESETS), default='full',
                    help='settings for the options below left unset (default: %(default)s)')
     p.add_argument('--epoch', type=int, help='epochs of --epoch-size crops')

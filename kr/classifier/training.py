@@ -54,14 +54,17 @@ PRESETS = {
         'epoch_size': EPOCH_SIZE, 'input_size': INPUT_SIZE, 'width': 1.0,
         'snapshot_interval': SNAPSHOT_INTERVAL, 'eval_interval': EVAL_INTERVAL,
         'val_samples': VAL_SAMPLES, 'log_interval': 100, 'augment': 'full',
-        'optimizer': 'nesterov',
+        'optimizer': 'nesterov', 'model': 'mobilenetv3',
     },
     'demo': {
-        # 400 iterations of 64 crops of 48 x 48 through a 0.35-wide network, colour-only
-        # augmentation: about 81% val accuracy on the default synthetic set in 3-5 CPU minutes.
-        'epoch': 8, 'batchsize': 64, 'lr': 0.1, 'weight_decay': WEIGHT_DECAY,
-        'epoch_size': 3200, 'input_size': 48, 'width': 0.35,
-        'snapshot_interval': 4, 'eval_interval': 1, 'val_samples': 2000, 'log_interval': 10,
+        # Sized for a CPU: measured on the default synthetic set (176 classes occurring),
+        # a quarter-width ResNet18 on 32 x 32 crops learns the most per CPU minute
+        # (2 iterations/s on one core; MobileNetV3 of the same accuracy per step runs at
+        # 1.3/s, Adam and smaller batches learned slower): 700 iterations of 64 crops,
+        # about 80% held-out accuracy in 6 minutes beside the detector's training.
+        'model': 'resnet18', 'epoch': 14, 'batchsize': 64, 'lr': 0.1,
+        'weight_decay': WEIGHT_DECAY, 'epoch_size': 3200, 'input_size': 32, 'width': 0.25,
+        'snapshot_interval': 7, 'eval_interval': 2, 'val_samples': 2000, 'log_interval': 10,
         'augment': 'light', 'optimizer': 'nesterov',
     },
 }

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from kr.classifier import training
+
 SCRIPT = os.path.join('scripts', '04_train_classifier.py')
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -51,7 +53,7 @@ def test_two_iterations_then_resume(crop_set, tmp_path):
     args = json.loads((first / 'args.json').read_text())
     assert (args['model'], args['n_classes'], args['width'], args['input_size']) == (
         'mobilenetv3', 8, 0.25, 32)
-    assert args['epoch'] == 8 and args['device'] == '-1'  # from the preset; --gpu alias
+    assert args['epoch'] == training.PRESETS['demo']['epoch'] and args['device'] == '-1'  # preset; --gpu alias
     assert args['augment'] == 'light'
     for name in ('snapshot_iter_1', 'snapshot_iter_2', 'model_1.npz', 'model_2.npz',
                  'model_final.npz', 'loss.png', 'accuracy.png'):
