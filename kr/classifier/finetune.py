@@ -35,8 +35,8 @@ PRESETS = {
              TRAINVAL_PER_EPOCH, 'pseudo_per_epoch': PSEUDO_PER_EPOCH,
              'snapshot_interval': SNAPSHOT_INTERVAL, 'eval_interval': SNAPSHOT_INTERVAL,
              'log_interval': 100},
-    'demo': {'epoch': 4, 'batchsize': 64, 'lr': LR, 'trainval_per_epoch': 2000,
-             'pseudo_per_epoch': 1000, 'snapshot_interval': 2, 'eval_interval': 2,
+    'demo': {'epoch': 8, 'batchsize': 64, 'lr': LR, 'trainval_per_epoch': 2000,
+             'pseudo_per_epoch': 1000, 'snapshot_interval': 4, 'eval_interval': 4,
              'log_interval': 10},
 }
 
