@@ -5,7 +5,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= test
+# onnx: the ONNX export and the ONNX Runtime backend (and their tests)
+EXTRAS ?= test,onnx
 
 # The demo: scripts 00-09 on a synthetic set, with the CPU-sized presets.
 DEMO_DATA := data/kuzushiji-recognition-synthetic

@@ -17,6 +17,9 @@ install_requires = [
     'japanize-matplotlib>=1.1.3',
     'scikit-learn>=1.3',
     'tqdm>=4.60',
+    # the CPU depthwise-convolution and batch-norm kernels of kr.functions (measured 2-3.5x
+    # faster than NumPy; kr.functions falls back to NumPy without it)
+    'numba>=0.59',
 ]
 
 extras_require = {

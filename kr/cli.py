@@ -103,6 +103,9 @@ def recognizer_args(detection_threshold: float, class_threshold: float) -> argpa
                    help='classifier probability threshold (default: %(default)s)')
     p.add_argument('--no-tta', dest='tta', action='store_false',
                    help='one detection pass instead of adaptive-scale test-time augmentation')
+    p.add_argument('--backend', choices=('chainer', 'onnxruntime'), default='chainer',
+                   help='run the models with Chainer, or export them to ONNX and run them with '
+                        'ONNX Runtime (CPU; needs the onnx extra) (default: %(default)s)')
     return p
 
 

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import os
+import tempfile
 
 import chainer
 import numpy as np
@@ -192,7 +193,12 @@ class PageRecognizer:
 
 
 
+#: Inference backends of :func:`load_recognizer` (``--backend`` of scripts 05 and 07).
+BACKENDS = ('chainer', 'onnxruntime')
+
+
 def load_recognizer(detector_path: str, classifier_path: str, data_dir: str, device=None,
+                    backend: str = 'chainer', onnx_dir: str = None,
                     **kwargs) -> PageRecognizer:
     """A :class:`PageRecognizer` from two training runs' weights and a data folder.
 
@@ -200,20 +206,36 @@ def load_recognizer(detector_path: str, classifier_path: str, data_dir: str, dev
         detector_path: ``model_<epoch>.npz`` of script 03 (``args.json`` beside it).
         classifier_path: ``model_<epoch>.npz`` of script 04 or 06 (``args.json`` beside it).
         data_dir: Folder whose ``unicode_translation.csv`` is the classifier's class table.
-        device: ``-1`` / ``0`` / ``'@cupy:0'`` (default CPU).
+        device: ``-1`` / ``0`` / ``'@cupy:0'`` (default CPU; Chainer backend only).
+        backend: ``'chainer'``, or ``'onnxruntime'``: the two models are exported to ONNX
+            (into ``onnx_dir``, default a temporary folder) and run by ONNX Runtime, which
+            gives the same characters several times faster on a CPU.
+        onnx_dir: Where to write the ONNX export (kept for reuse with script 10's loader).
         **kwargs: Thresholds and ``tta`` of :class:`PageRecognizer`.
 
     Raises:
-        ValueError: The classifier's class count differs from the class table's.
+        ValueError: Unknown backend, or the classifier's class count differs from the class
+            table's.
     """
     from kr.datasets.unicode_mapping import KuzushijiUnicodeMapping
+    if backend not in BACKENDS:
+        raise ValueError('unknown backend {!r}: choose one of {}'.format(
+            backend, ', '.join(BACKENDS)))
     mapping = KuzushijiUnicodeMapping(data_dir)
-    detector = load_detector(detector_path, device=device)
+    detector = load_detector(detector_path)
     classifier = load_classifier(classifier_path)
     n_out = _run_args(classifier_path).get('n_classes')
     if n_out is not None and int(n_out) != len(mapping):
         raise ValueError('{} has {} classes but {} lists {}: was it trained on another data '
                          'folder?'.format(classifier_path, n_out, mapping.path, len(mapping)))
-    if device is not None:
-        classifier.to_device(chainer.get_device(parse_device(device)))
+    if backend == 'onnxruntime':
+        from kr.onnx import export_models
+        from kr.onnx import load_onnx_models
+        onnx_dir = onnx_dir or tempfile.mkdtemp(prefix='kr-onnx-')
+        export_models(detector, classifier, onnx_dir)
+        detector, classifier = load_onnx_models(onnx_dir)
+    elif device is not None:
+        device = chainer.get_device(parse_device(device))
+        detector.to_device(device)
+        classifier.to_device(device)
     return PageRecognizer(detector, classifier, mapping, **kwargs)

@@ -38,7 +38,7 @@ def main(argv=None):
     record = cli.setup_run(args, out_attr=None)
     try:
         recognizer = load_recognizer(args.detector, args.classifier, args.data_dir,
-                                     device=args.device,
+                                     device=args.device, backend=args.backend,
                                      detection_threshold=args.detection_threshold,
                                      class_threshold=args.class_threshold, tta=args.tta)
         summary = make_pseudo_labels(recognizer, data_dir=args.data_dir, out_dir=args.out,

@@ -39,7 +39,7 @@ def main(argv=None):
     record = cli.setup_run(args)
     try:
         recognizer = load_recognizer(args.detector, args.classifier, args.data_dir,
-                                     device=args.device,
+                                     device=args.device, backend=args.backend,
                                      detection_threshold=args.detection_threshold,
                                      class_threshold=args.class_threshold, tta=args.tta)
         info = make_submission(recognizer, data_dir=args.data_dir, out_dir=args.out,

@@ -106,3 +106,38 @@ def test_load_detector_from_run_folder(tmp_path):
         np.testing.assert_array_equal(loaded(x).array, expected)
     with pytest.raises(FileNotFoundError, match='model_2.npz'):
         load_detector(str(tmp_path / 'model_2.npz'))
+
+
+def test_onnxruntime_backend_gives_the_same_characters(tmp_path):
+    pytest.importorskip('onnxruntime')
+    from kr.classifier import build_classifier
+    from kr.inference import load_recognizer
+    (tmp_path / 'unicode_translation.csv').write_text('Unicode,char\nU+3042,あ\nU+3044,い\n',
+                                                      encoding='utf-8')
+    for name, model, args in (
+            ('det', Res18UnetCenterNet(width=0.125), {'width': 0.125}),
+            ('clf', build_classifier('mobilenetv3', 2, width=0.25, input_size=32),
+             {'model': 'mobilenetv3', 'n_classes': 2, 'width': 0.25, 'input_size': 32})):
+        os.makedirs(str(tmp_path / name))
+        chainer.serializers.save_npz(str(tmp_path / name / 'model_final.npz'), model)
+        json.dump(args, open(str(tmp_path / name / 'args.json'), 'w'))
+    page = np.random.RandomState(1).randint(0, 255, (160, 96, 3)).astype(np.uint8)
+    kwargs = dict(detection_threshold=0.0, class_threshold=0.0, tta=False)
+    paths = (str(tmp_path / 'det' / 'model_final.npz'), str(tmp_path / 'clf' / 'model_final.npz'),
+             str(tmp_path))
+    ref = load_recognizer(*paths, **kwargs).recognize(page)
+    ort = load_recognizer(*paths, backend='onnxruntime', onnx_dir=str(tmp_path / 'onnx'),
+                          **kwargs).recognize(page)
+    # thousands of near-tied peaks of an untrained net: NMS may break a few ties differently
+    assert abs(len(ref) - len(ort)) <= len(ref) // 100 and len(ref) > 0
+    ort_by_box = {tuple(np.round(c.bbox, 1)): c for c in ort}
+    same = [(c, ort_by_box[tuple(np.round(c.bbox, 1))]) for c in ref
+            if tuple(np.round(c.bbox, 1)) in ort_by_box]
+    assert len(same) >= 0.99 * len(ref)
+    np.testing.assert_allclose([a.class_score for a, _ in same], [b.class_score for _, b in same],
+                               atol=1e-4)
+    clear = [(a, b) for a, b in same if a.class_score > 0.5 + 1e-3]  # no argmax tie
+    assert clear and all(a.unicode == b.unicode for a, b in clear)
+    assert os.path.isfile(str(tmp_path / 'onnx' / 'detector.onnx'))
+    with pytest.raises(ValueError, match="unknown backend 'tvm'"):
+        load_recognizer(*paths, backend='tvm')

@@ -5,8 +5,8 @@ import chainer.functions as F
 import chainer.links as L
 from chainer import initializers
 
-from kr.classifier.functions import BatchNormalization
-from kr.classifier.functions import Convolution2D
+from kr.functions import BatchNormalization
+from kr.functions import Convolution2D
 
 
 def hard_sigmoid(x):
@@ -73,7 +73,7 @@ class ConvBN(chainer.Chain):
 
     def forward(self, x):
         # Convolution2D and BatchNormalization choose the fast CPU kernels per call
-        # (kr.classifier.functions); Chainer's own run on the GPU.
+        # (kr.functions); Chainer's own run on the GPU.
         return self.activation(self.bn(self.conv(x)))
 
 

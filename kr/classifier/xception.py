@@ -10,9 +10,9 @@ import chainer.links as L
 from chainer import initializers
 
 from kr.classifier.base import ClassifierBase
-from kr.classifier.functions import BatchNormalization
-from kr.classifier.functions import depthwise_convolution_2d
-from kr.classifier.functions import pointwise_convolution_2d
+from kr.functions import BatchNormalization
+from kr.functions import depthwise_convolution_2d
+from kr.functions import pointwise_convolution_2d
 from kr.classifier.layers import ClassifierHead
 from kr.classifier.layers import ConvBN
 from kr.classifier.layers import global_average_pool

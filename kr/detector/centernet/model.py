@@ -22,6 +22,7 @@ from kr.detector.centernet.transforms import inference_size
 from kr.detector.centernet.transforms import resize_image
 from kr.detector.centernet.transforms import SIZE_MULTIPLE
 from kr.detector.nms import non_maximum_suppression
+from kr.functions import enable_cpu_kernels
 
 #: Default detection threshold, a probability: the original compared 0.5 with raw logits
 #: (quirk (a) of SPEC section 3), and sigmoid(0.5) = 0.622.
@@ -108,6 +109,9 @@ class Res18UnetCenterNet(chainer.Chain):
             self.up3 = UpBlock(2 * c2, c1)
             self.head = L.Convolution2D(2 * c1, n_output_channels(n_fg_class), 3, 1, 1,
                                         initial_bias=bias)
+        # the fast CPU convolutions and batch normalisation of kr.functions (Chainer's own
+        # functions, so cuDNN, on the GPU)
+        enable_cpu_kernels(self)
 
     def forward(self, x):
         if x.shape[2] % SIZE_MULTIPLE or x.shape[3] % SIZE_MULTIPLE:

@@ -5,8 +5,8 @@ import pytest
 from chainer import gradient_check
 from chainer import testing
 
-from kr.classifier.functions import depthwise_convolution_2d
-from kr.classifier.functions import pointwise_convolution_2d
+from kr.functions import depthwise_convolution_2d
+from kr.functions import pointwise_convolution_2d
 
 
 def _check_depthwise(xp, n, c, size, k, stride, pad, dtype=np.float32):
@@ -32,7 +32,7 @@ def test_depthwise_matches_grouped_convolution(n, c, size, k, stride, pad):
 
 def test_depthwise_in_cpu_blocks_matches(monkeypatch):
     # A tiny block size forces one sample per block, the path taken by big inputs.
-    monkeypatch.setattr('kr.classifier.functions._CPU_BLOCK_BYTES', 1)
+    monkeypatch.setattr('kr.functions._CPU_BLOCK_BYTES', 1)
     _check_depthwise(np, 5, 3, 9, 3, 2, 1)
 
 

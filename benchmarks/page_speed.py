@@ -1,0 +1,166 @@
+#!/usr/bin/env python
+"""Seconds to recognise one real-size page end to end: Chainer against ONNX Runtime.
+
+    python benchmarks/page_speed.py                                   # untrained models
+    python benchmarks/page_speed.py --detector results/detector/model_700.npz \\
+        --classifier results/classifier/model_1000.npz --data-dir data/kuzushiji-recognition
+
+One synthetic page of 2,400 x 3,900 pixels (``kr.synthetic.render_page``, resized) goes
+through adaptive-scale TTA detection (a pass at shorter side 832, then three at 0.8 / 1.0 /
+1.25 of the adaptive scale, merged by box voting) and classification of every box
+(cropping, resizing and the classifier), as ``kr.inference.PageRecognizer`` does, with the
+Chainer models (our CPU kernels) and with the same models exported to ONNX and run by
+ONNX Runtime. Prints the median seconds per page over ``--repeat`` rounds (the backends
+take turns; one warm-up round).
+
+With trained weights (each beside its run's args.json) the page is recognised exactly as by
+``PageRecognizer``. Untrained weights find nothing meaningful, so then the adaptive scale is
+fixed at 1.0 (the scale of pages whose characters already measure 35 px at shorter side
+832) and the page's true character boxes stand in for the detections: the work is that of
+a real page. Needs the onnx extra (``pip install -e ".[onnx]"``) for the ONNX Runtime row.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import cv2
+import numpy as np
+
+from kr.bbox import xywh_to_xyxy
+from kr.classifier import load_classifier
+from kr.classifier import MobileNetV3
+from kr.detector import AdaptiveScaleDetector
+from kr.detector import Res18UnetCenterNet
+from kr.inference import load_detector
+from kr.inference import PageRecognizer
+from kr.synthetic import render_page
+
+#: Page size of the benchmark (width, height), a large page of the real data.
+PAGE_SIZE = (2400, 3900)
+#: Classes of the untrained classifier (the real class table).
+N_CLASSES = 4787
+
+
+class FixedScaleTTA(AdaptiveScaleDetector):
+    """Adaptive-scale TTA whose first pass always yields scale 1.0 (untrained weights find
+    nothing to measure); the same four passes as on a page of 35 px characters."""
+
+    def adaptive_scale(self, image, score_threshold=None):
+        self.detector.detect(image, min_side=self.base_min_side, score_threshold=score_threshold)
+        return 1.0, True
+
+
+class IndexMapping:
+    """Class index -> a private-use code point (when no class table is given)."""
+
+    def index_to_unicode(self, index):
+        return 'U+{:04X}'.format(0xE000 + int(index))
+
+    def index_to_char(self, index):
+        return chr(0xE000 + int(index))
+
+
+def make_page(seed: int = 0):
+    """``(image (3900, 2400, 3) uint8, true boxes (R, 4) float32 xyxy)``."""
+    page = render_page(np.random.default_rng(seed), page_height=PAGE_SIZE[1])
+    h, w = page.image.shape[:2]
+    image = cv2.resize(page.image, PAGE_SIZE, interpolation=cv2.INTER_AREA)
+    scale = np.array([PAGE_SIZE[0] / w, PAGE_SIZE[1] / h] * 2, dtype=np.float32)
+    boxes = xywh_to_xyxy(np.asarray(page.bboxes, dtype=np.float32))
+    return image, (boxes * scale).astype(np.float32)
+
+
+class PageRun:
+    """One backend: detect with TTA (or stand-in boxes) and classify, timed apart."""
+
+    def __init__(self, detector, classifier, mapping, trained: bool, threshold: float):
+        self.recognizer = PageRecognizer(detector, classifier, mapping,
+                                         detection_threshold=threshold,
+                                         class_threshold=0.5 if trained else 0.0)
+        self.tta = (AdaptiveScaleDetector(detector) if trained else FixedScaleTTA(detector))
+        self.trained = trained
+        self.threshold = threshold
+
+    def __call__(self, image, true_boxes):
+        start = time.perf_counter()
+        bboxes, scores = self.tta.detect(image, score_threshold=self.threshold)
+        if not self.trained:
+            bboxes, scores = true_boxes, np.ones(len(true_boxes), np.float32)
+        middle = time.perf_counter()
+        characters = self.recognizer.classify(image, bboxes, scores)
+        end = time.perf_counter()
+        return {'detect_s': middle - start, 'classify_s': end - middle,
+                'total_s': end - start, 'boxes': len(bboxes), 'characters': len(characters)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--detector', default=None, help='detector weights (else untrained)')
+    p.add_argument('--classifier', default=None, help='classifier weights (else untrained)')
+    p.add_argument('--data-dir', default=None,
+                   help="folder whose unicode_translation.csv is the classifier's classes")
+    p.add_argument('--backends', nargs='+', choices=('chainer', 'onnxruntime'),
+                   default=['chainer', 'onnxruntime'])
+    p.add_argument('--threshold', type=float, default=None,
+                   help='detection threshold (default: the submission threshold)')
+    p.add_argument('--threads', type=int, default=None,
+                   help='ONNX Runtime intra-op threads (default: the usable cores)')
+    p.add_argument('--repeat', type=int, default=3, help='timed rounds (after a warm-up)')
+    args = p.parse_args(argv)
+    if (args.detector is None) != (args.classifier is None):
+        p.error('give both --detector and --classifier, or neither')
+    from kr.detector import SUBMISSION_SCORE_THRESHOLD
+    threshold = SUBMISSION_SCORE_THRESHOLD if args.threshold is None else args.threshold
+    trained = args.detector is not None
+    if trained:
+        detector, classifier = load_detector(args.detector), load_classifier(args.classifier)
+    else:
+        np.random.seed(0)
+        detector, classifier = Res18UnetCenterNet(), MobileNetV3(N_CLASSES)
+    if args.data_dir:
+        from kr.datasets.unicode_mapping import KuzushijiUnicodeMapping
+        mapping = KuzushijiUnicodeMapping(args.data_dir)
+    else:
+        mapping = IndexMapping()
+    image, true_boxes = make_page()
+    print('# page {} x {} px, {} true characters; {} weights; {} cores, load average {:.2f}'
+          .format(image.shape[1], image.shape[0], len(true_boxes),
+                  'trained' if trained else 'untrained (scale fixed at 1.0, true boxes '
+                  'classified)', len(os.sched_getaffinity(0)), os.getloadavg()[0]))
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if 'chainer' in args.backends:
+            runs['chainer'] = PageRun(detector, classifier, mapping, trained, threshold)
+        if 'onnxruntime' in args.backends:
+            try:
+                from kr.onnx import export_models
+                from kr.onnx import load_onnx_models
+                export_models(detector, classifier, tmp)
+                runs['onnxruntime'] = PageRun(*load_onnx_models(tmp, threads=args.threads),
+                                              mapping, trained, threshold)
+            except ImportError as e:
+                print('# onnxruntime skipped: {} (pip install -e ".[onnx]")'.format(e))
+        results = {name: [] for name in runs}
+        for round_ in range(args.repeat + 1):
+            for name, run in runs.items():
+                result = run(image, true_boxes)
+                if round_:
+                    results[name].append(result)
+    print('\n  {:<12} {:>9} {:>11} {:>9} {:>7} {:>11}'.format(
+        'backend', 'detect s', 'classify s', 'total s', 'boxes', 'characters'))
+    summary = []
+    for name, rows in results.items():
+        row = {key: float(np.median([r[key] for r in rows])) for key in rows[0]}
+        row['backend'] = name
+        summary.append(row)
+        print('  {:<12} {:9.2f} {:11.2f} {:9.2f} {:7d} {:11d}'.format(
+            name, row['detect_s'], row['classify_s'], row['total_s'], int(row['boxes']),
+            int(row['characters'])))
+    print(json.dumps(summary))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,263 @@
+"""ONNX export of the detector and the classifier, through ``onnx_chainer`` (shipped with
+Chainer 7).
+
+The graphs are traced with Chainer's own functions (:func:`kr.functions.stock_kernels`:
+onnx_chainer converts Chainer's FunctionNodes, not our CPU kernels) in inference mode, then:
+
+* the detector's batch, height and width are left dynamic (``N x 3 x H x W``, ``H`` and ``W``
+  multiples of 32), so any page size runs: its transposed convolutions are written without
+  the fixed ``output_shape`` onnx_chainer gives them;
+* the classifier's batch is dynamic, its output is the softmax (what ``predict`` returns);
+  the ``Expand`` of the squeeze-excite scaling gets a shape of 1 on the batch axis, which
+  ONNX's broadcasting ``Mul`` after it widens again;
+* the weights stay initializers only (onnx_chainer also lists them as graph inputs, which
+  keeps ONNX Runtime from folding them into its optimised kernels).
+"""
+
+import os
+import warnings
+
+import numpy as np
+
+from kr import fileio
+from kr.functions import stock_kernels
+from kr.classifier.registry import CLASSIFIERS
+from kr.detector.centernet.heatmap import HEATMAP_STRIDE
+from kr.detector.centernet.transforms import IMAGE_MIN_SIDE
+from kr.detector.centernet.transforms import SIZE_MULTIPLE
+
+#: The newest opset onnx_chainer (Chainer 7.8.1) has converters and tests for.
+OPSET_VERSION = 11
+#: Files written by :func:`export_models`.
+DETECTOR_FILE = 'detector.onnx'
+CLASSIFIER_FILE = 'classifier.onnx'
+METADATA_FILE = 'onnx_models.json'
+#: Graph input and output names.
+DETECTOR_INPUT = 'image'
+DETECTOR_OUTPUT = 'output'
+CLASSIFIER_INPUT = 'crops'
+CLASSIFIER_OUTPUT = 'prob'
+#: Size of the detector's trace input (any multiple of 32 works; the graph does not keep it).
+TRACE_SIZE = (64, 96)
+#: Crops in the classifier's trace input (the graph's batch is dynamic).
+TRACE_BATCH = 2
+#: Version of the metadata JSON written by :func:`export_models`.
+METADATA_VERSION = 1
+
+
+def _deconvolution_converter(params):
+    """``ConvTranspose`` without ``output_shape``, so that the graph takes any input size.
+
+    onnx_chainer writes the traced output size; the size follows from the input here
+    (``stride (h - 1) + k - 2 pad``, plus ``output_padding`` where Chainer's differs).
+    """
+    from onnx_chainer import onnx_helper
+    func = params.func
+    x_shape, w_shape = func.inputs[0].shape, func.inputs[1].shape
+    kh, kw = w_shape[2:]
+    dy, dx = getattr(func, 'dy', 1), getattr(func, 'dx', 1)
+    out_pad = (func.outh - (func.sy * (x_shape[2] - 1) + dy * (kh - 1) + 1 - 2 * func.ph),
+               func.outw - (func.sx * (x_shape[3] - 1) + dx * (kw - 1) + 1 - 2 * func.pw))
+    attrs = dict(kernel_shape=(kh, kw), pads=(func.ph, func.pw, func.ph, func.pw),
+                 strides=(func.sy, func.sx), group=func.groups)
+    if (dy, dx) != (1, 1):
+        attrs['dilations'] = (dy, dx)
+    if any(out_pad):
+        attrs['output_padding'] = out_pad
+    return onnx_helper.make_node('ConvTranspose', params.input_names, params.output_names,
+                                 **attrs),
+
+
+def _broadcast_converter(dynamic_axes):
+    """``Expand`` whose target shape has 1 on ``dynamic_axes``.
+
+    ``Expand`` broadcasts both ways, so an input that already has the (dynamic) batch size
+    keeps it; our models only broadcast in front of an elementwise operation, which ONNX
+    broadcasts itself, so a 1 left by ``Expand`` is widened there.
+    """
+    def convert(params):
+        from onnx_chainer import onnx_helper
+        shape = [1 if axis in dynamic_axes else d for axis, d in enumerate(params.func._shape)]
+        name = params.context.add_const(np.asarray(shape, dtype=np.int64), 'shape')
+        return onnx_helper.make_node('Expand', list(params.input_names) + [name],
+                                     params.output_names),
+    return convert
+
+
+def _trace(model, x, input_name: str, output_name: str, dynamic_axes, opset_version: int):
+    """Run onnx_chainer on ``model(x)`` with Chainer's own functions; returns ModelProto."""
+    import onnx_chainer
+    if model.xp is not np:
+        raise ValueError('export a model on the CPU: call model.to_cpu() first')
+    converters = {'Deconvolution2DFunction': _deconvolution_converter,
+                  'BroadcastTo': _broadcast_converter(dynamic_axes)}
+    with stock_kernels(), warnings.catch_warnings():
+        # external_converters is flagged experimental (ours are the two above), and
+        # onnx_chainer uses helpers onnx 1.16 deprecates.
+        warnings.simplefilter('ignore', FutureWarning)
+        warnings.simplefilter('ignore', UserWarning)
+        warnings.simplefilter('ignore', DeprecationWarning)
+        return onnx_chainer.export(model, x, filename=None, opset_version=opset_version,
+                                   input_names=[input_name], output_names=[output_name],
+                                   train=False, external_converters=converters)
+
+
+def _set_dims(value_info, dims: dict) -> None:
+    """Give the axes of a graph input/output symbolic names (``{axis: name}``)."""
+    shape = value_info.type.tensor_type.shape
+    for axis, name in dims.items():
+        shape.dim[axis].dim_param = name
+
+
+def _finish(model_proto, input_dims: dict, output_dims: dict):
+    """Drop the initializers from the graph inputs, name the dynamic axes, check the model."""
+    import onnx
+    graph = model_proto.graph
+    weights = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in weights]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    # Shapes traced at one size would contradict the dynamic axes.
+    del graph.value_info[:]
+    assert len(graph.input) == 1 and len(graph.output) == 1
+    _set_dims(graph.input[0], input_dims)
+    _set_dims(graph.output[0], output_dims)
+    onnx.checker.check_model(model_proto)
+    return model_proto
+
+
+def _append_softmax(model_proto, output_name: str):
+    """Replace the graph's logits output by its softmax over the classes, named ``output_name``."""
+    import onnx
+    graph = model_proto.graph
+    logits = graph.output[0]
+    node = onnx.helper.make_node('Softmax', [logits.name], [output_name], axis=1,
+                                 name='Softmax_probabilities')
+    graph.node.append(node)
+    prob = onnx.ValueInfoProto()
+    prob.CopyFrom(logits)
+    prob.name = output_name
+    del graph.output[:]
+    graph.output.append(prob)
+    return model_proto
+
+
+def _save(model_proto, path: str) -> None:
+    with fileio.atomic_path(path) as tmp:
+        with open(tmp, 'wb') as f:
+            f.write(model_proto.SerializeToString())
+
+
+def export_detector(model, path: str, opset_version: int = OPSET_VERSION):
+    """Export a :class:`~kr.detector.Res18UnetCenterNet` to ONNX.
+
+    Graph: input :data:`DETECTOR_INPUT` ``(N, 3, H, W)`` float32 images normalised by
+    ``kr.datasets.normalize_image``, ``H`` and ``W`` any multiples of 32; output
+    :data:`DETECTOR_OUTPUT` ``(N, n_fg_class + 4, H / 4, W / 4)``, the raw head output of
+    ``model.forward`` (decoded by ``kr.detector.centernet.decode``).
+
+    Args:
+        model: The detector (on the CPU).
+        path: ``.onnx`` file to write.
+        opset_version: ONNX opset.
+
+    Returns:
+        ``onnx.ModelProto`` that was written.
+    """
+    x = np.zeros((1, 3) + TRACE_SIZE, dtype=np.float32)
+    proto = _trace(model, x, DETECTOR_INPUT, DETECTOR_OUTPUT, (0, 2, 3), opset_version)
+    proto = _finish(proto, {0: 'N', 2: 'H', 3: 'W'}, {0: 'N', 2: 'h', 3: 'w'})
+    _save(proto, path)
+    return proto
+
+
+def export_classifier(model, path: str, opset_version: int = OPSET_VERSION):
+    """Export a character classifier (any of ``kr.classifier.CLASSIFIERS``) to ONNX.
+
+    Graph: input :data:`CLASSIFIER_INPUT` ``(N, 3, S, S)`` float32 normalised crops with
+    ``S = model.input_size``; output :data:`CLASSIFIER_OUTPUT` ``(N, n_classes)`` float32
+    softmax probabilities (what ``model.predict`` returns); ``N`` is dynamic.
+
+    Args:
+        model: The classifier (on the CPU).
+        path: ``.onnx`` file to write.
+        opset_version: ONNX opset.
+
+    Returns:
+        ``onnx.ModelProto`` that was written.
+    """
+    size = model.input_size
+    x = np.zeros((TRACE_BATCH, 3, size, size), dtype=np.float32)
+    proto = _trace(model, x, CLASSIFIER_INPUT, 'logits', (0,), opset_version)
+    proto = _append_softmax(proto, CLASSIFIER_OUTPUT)
+    proto = _finish(proto, {0: 'N'}, {0: 'N'})
+    _save(proto, path)
+    return proto
+
+
+def _n_outputs(proto) -> int:
+    """Size of the last axis of the graph's output."""
+    return int(proto.graph.output[0].type.tensor_type.shape.dim[-1].dim_value)
+
+
+def classifier_name(model) -> str:
+    """The ``kr.classifier.CLASSIFIERS`` key of a classifier's class (``None`` if unknown)."""
+    for name, cls in CLASSIFIERS.items():
+        if type(model) is cls:
+            return name
+    return None
+
+
+def export_models(detector, classifier, out_dir: str,
+                  opset_version: int = OPSET_VERSION) -> dict:
+    """Export both models and the metadata the ONNX Runtime backend needs.
+
+    Writes ``<out_dir>/detector.onnx``, ``<out_dir>/classifier.onnx`` and
+    ``<out_dir>/onnx_models.json`` (read by :func:`kr.onnx.load_onnx_models`): the file names
+    and graph input/output names, the detector's ``n_fg_class``, ``width``, thresholds,
+    output stride, size multiple and default shorter side, and the classifier's
+    architecture, ``n_classes``, ``width`` and ``input_size``.
+
+    Args:
+        detector: :class:`~kr.detector.Res18UnetCenterNet` on the CPU.
+        classifier: A classifier of ``kr.classifier`` on the CPU.
+        out_dir: Output folder (created).
+        opset_version: ONNX opset.
+
+    Returns:
+        dict: The metadata written.
+    """
+    import onnx
+    from kr.cli import versions
+    os.makedirs(out_dir, exist_ok=True)
+    export_detector(detector, os.path.join(out_dir, DETECTOR_FILE), opset_version)
+    cls_proto = export_classifier(classifier, os.path.join(out_dir, CLASSIFIER_FILE),
+                                  opset_version)
+    meta = {
+        'format_version': METADATA_VERSION,
+        'opset_version': opset_version,
+        'detector': {
+            'file': DETECTOR_FILE,
+            'input': DETECTOR_INPUT,
+            'output': DETECTOR_OUTPUT,
+            'n_fg_class': int(detector.n_fg_class),
+            'width': float(detector.width),
+            'score_threshold': float(detector.score_threshold),
+            'nms_threshold': float(detector.nms_threshold),
+            'stride': HEATMAP_STRIDE,
+            'size_multiple': SIZE_MULTIPLE,
+            'min_side': IMAGE_MIN_SIDE,
+        },
+        'classifier': {
+            'file': CLASSIFIER_FILE,
+            'input': CLASSIFIER_INPUT,
+            'output': CLASSIFIER_OUTPUT,
+            'model': classifier_name(classifier),
+            'n_classes': _n_outputs(cls_proto),
+            'width': getattr(classifier, 'width', None),
+            'input_size': int(classifier.input_size),
+        },
+        'versions': dict(versions(), onnx=onnx.__version__),
+    }
+    fileio.write_json(os.path.join(out_dir, METADATA_FILE), meta)
+    return meta
