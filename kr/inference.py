@@ -7,8 +7,8 @@ code::
     recognizer = PageRecognizer(load_detector('results/detector/model_700.npz'),
                                 load_classifier('results/classifier/model_900.npz'),
                                 KuzushijiUnicodeMapping('data/kuzushiji-recognition'))
-    for ch in recognizer.recognize(page):      # a PIL image
-        print(ch.char, ch.center, ch.detection_score, ch.class_score)
+    text = [ch.char for ch in recognizer.recognize(page)]   # page: a PIL image; each ch
+    # also has .unicode, .bbox, .center, .detection_score and .class_score
 
 Each model is rebuilt from the ``args.json`` its training run wrote beside the weights, so
 no architecture flag has to be repeated.

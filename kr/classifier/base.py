@@ -72,6 +72,37 @@ def classification_crops(image, bboxes, size: int = INPUT_SIZE,
     return out
 
 
+def classify_boxes(predict, image, bboxes, input_size: int,
+                   batch_size: int = CLASSIFY_BATCH_SIZE):
+    """Crop every box of a page, run ``predict`` on batches of crops, take the argmax.
+
+    The one implementation of ``classify`` for every backend (Chainer models and
+    :class:`kr.onnx.OnnxClassifier`).
+
+    Args:
+        predict: ``(N, S, S, 3)`` uint8 crops -> ``(N, n_class)`` probabilities.
+        image: PIL image or ``(H, W, 3)`` uint8 RGB page.
+        bboxes: ``(R, 4)`` float xyxy boxes in page pixels.
+        input_size: Crop side ``S``.
+        batch_size: Crops per ``predict`` call.
+
+    Returns:
+        tuple: ``(R,)`` int32 class indices and ``(R,)`` float32 probabilities.
+    """
+    boxes = check_bboxes(bboxes)
+    indices = np.zeros(len(boxes), dtype=np.int32)
+    scores = np.zeros(len(boxes), dtype=np.float32)
+    if len(boxes) == 0:
+        return indices, scores
+    image = to_array(image)
+    for start in range(0, len(boxes), batch_size):
+        crops = classification_crops(image, boxes[start:start + batch_size], input_size)
+        prob = predict(crops)
+        indices[start:start + len(crops)] = prob.argmax(axis=1)
+        scores[start:start + len(crops)] = prob.max(axis=1)
+    return indices, scores
+
+
 class ClassifierBase(chainer.Chain):
     """Base of the character classifiers: ``forward`` gives logits, ``classify`` labels boxes.
 
@@ -132,16 +163,4 @@ class ClassifierBase(chainer.Chain):
         Raises:
             ValueError: Malformed ``bboxes`` (see :func:`check_bboxes`).
         """
-        boxes = check_bboxes(bboxes)
-        indices = np.zeros(len(boxes), dtype=np.int32)
-        scores = np.zeros(len(boxes), dtype=np.float32)
-        if len(boxes) == 0:
-            return indices, scores
-        image = to_array(image)
-        for start in range(0, len(boxes), batch_size):
-            crops = classification_crops(image, boxes[start:start + batch_size],
-                                         self.input_size)
-            prob = self.predict(crops)
-            indices[start:start + len(crops)] = prob.argmax(axis=1)
-            scores[start:start + len(crops)] = prob.max(axis=1)
-        return indices, scores
+        return classify_boxes(self.predict, image, bboxes, self.input_size, batch_size)

@@ -88,3 +88,26 @@ def non_maximum_suppression(bboxes, threshold: float, scores=None, limit: int = 
         keep = new_keep
     kept = order[xp.nonzero(keep)[0]].astype(np.int32)
     return kept if limit is None else kept[:limit]
+
+
+def per_class_nms(bboxes, labels, scores, threshold: float, n_class: int):
+    """:func:`non_maximum_suppression` within each class.
+
+    Args:
+        bboxes: ``(R, 4)`` xyxy boxes (NumPy or CuPy).
+        labels: ``(R,)`` int class of each box.
+        scores: ``(R,)`` scores.
+        threshold: IoU at or above which a lower-scored box of the same class is dropped.
+        n_class: Number of classes.
+
+    Returns:
+        Indices of the kept boxes, highest score first.
+    """
+    if n_class == 1:
+        return non_maximum_suppression(bboxes, threshold, scores)
+    xp = chainer.backend.get_array_module(bboxes)
+    keep = xp.concatenate([
+        xp.nonzero(labels == c)[0][non_maximum_suppression(
+            bboxes[labels == c], threshold, scores[labels == c])]
+        for c in range(n_class)])
+    return keep[xp.argsort(-scores[keep], kind='stable')]

@@ -19,8 +19,7 @@ import os
 
 import numpy as np
 
-from kr.classifier.base import check_bboxes
-from kr.classifier.base import classification_crops
+from kr.classifier.base import classify_boxes
 from kr.classifier.base import CLASSIFY_BATCH_SIZE
 from kr.classifier.transforms import INPUT_SIZE
 from kr.datasets.image import normalize_image
@@ -32,7 +31,7 @@ from kr.detector.centernet.model import SCORE_THRESHOLD
 from kr.detector.centernet.transforms import IMAGE_MIN_SIDE
 from kr.detector.centernet.transforms import inference_size
 from kr.detector.centernet.transforms import resize_image
-from kr.detector.nms import non_maximum_suppression
+from kr.detector.nms import per_class_nms
 from kr.onnx.export import METADATA_FILE
 from kr.onnx.export import METADATA_VERSION
 
@@ -110,13 +109,7 @@ class OnnxDetector:
 
     def _nms(self, bboxes, labels, scores):
         """Per-class NMS; indices of the kept boxes, highest score first."""
-        if self.n_fg_class == 1:
-            return non_maximum_suppression(bboxes, self.nms_threshold, scores)
-        keep = np.concatenate([
-            np.nonzero(labels == c)[0][non_maximum_suppression(
-                bboxes[labels == c], self.nms_threshold, scores[labels == c])]
-            for c in range(self.n_fg_class)])
-        return keep[np.argsort(-scores[keep], kind='stable')]
+        return per_class_nms(bboxes, labels, scores, self.nms_threshold, self.n_fg_class)
 
     def predict(self, images, score_threshold: float = None):
         """Detect characters in images at (about) their own size; as
@@ -207,19 +200,7 @@ class OnnxClassifier:
         Raises:
             ValueError: Malformed ``bboxes``.
         """
-        boxes = check_bboxes(bboxes)
-        indices = np.zeros(len(boxes), dtype=np.int32)
-        scores = np.zeros(len(boxes), dtype=np.float32)
-        if len(boxes) == 0:
-            return indices, scores
-        image = to_array(image)
-        for start in range(0, len(boxes), batch_size):
-            crops = classification_crops(image, boxes[start:start + batch_size],
-                                         self.input_size)
-            prob = self.predict(crops)
-            indices[start:start + len(crops)] = prob.argmax(axis=1)
-            scores[start:start + len(crops)] = prob.max(axis=1)
-        return indices, scores
+        return classify_boxes(self.predict, image, bboxes, self.input_size, batch_size)
 
 
 def load_onnx_models(export_dir: str, threads: int = None, providers=None):

@@ -21,7 +21,7 @@ from kr.detector.centernet.transforms import IMAGE_MIN_SIDE
 from kr.detector.centernet.transforms import inference_size
 from kr.detector.centernet.transforms import resize_image
 from kr.detector.centernet.transforms import SIZE_MULTIPLE
-from kr.detector.nms import non_maximum_suppression
+from kr.detector.nms import per_class_nms
 from kr.functions import enable_cpu_kernels
 
 #: Default detection threshold, a probability: the original compared 0.5 with raw logits
@@ -157,14 +157,7 @@ class Res18UnetCenterNet(chainer.Chain):
 
     def _nms(self, bboxes, labels, scores):
         """Per-class NMS; indices of the kept boxes, highest score first."""
-        xp = self.xp
-        if self.n_fg_class == 1:
-            return non_maximum_suppression(bboxes, self.nms_threshold, scores)
-        keep = xp.concatenate([
-            xp.nonzero(labels == c)[0][non_maximum_suppression(
-                bboxes[labels == c], self.nms_threshold, scores[labels == c])]
-            for c in range(self.n_fg_class)])
-        return keep[xp.argsort(-scores[keep], kind='stable')]
+        return per_class_nms(bboxes, labels, scores, self.nms_threshold, self.n_fg_class)
 
     def detect(self, image, min_side: int = IMAGE_MIN_SIDE, score_threshold: float = None):
         """Detect the characters of a page.

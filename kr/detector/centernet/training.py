@@ -243,7 +243,6 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
     stop = (iterations, 'iteration') if iterations is not None else (epoch, 'epoch')
     if stop[0] < 1:
         raise ValueError('training length must be positive, got {} {}s'.format(*stop))
-    unit = stop[1]
 
     train, val_loss, val_map = make_datasets(data_dir, split_dir, cv_index, full_data,
                                              crop_size, val_pages, seed)
