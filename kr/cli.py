@@ -89,14 +89,20 @@ def output_args(default: str = None) -> argparse.ArgumentParser:
     return p
 
 
-def recognizer_args(detection_threshold: float, class_threshold: float) -> argparse.ArgumentParser:
-    """Parent parser of the scripts that recognise pages (05, 07): the two models, thresholds
-    and ``--no-tta``."""
+def model_args() -> argparse.ArgumentParser:
+    """Parent parser with the positional ``detector`` and ``classifier`` weights (05, 07, 10)."""
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument('detector', help="detector weights (model_<epoch>.npz of script 03, with "
                                     "the run's args.json beside it)")
     p.add_argument('classifier', help="classifier weights (model_<epoch>.npz of script 04 or 06, "
                                       "with the run's args.json beside it)")
+    return p
+
+
+def recognizer_args(detection_threshold: float, class_threshold: float) -> argparse.ArgumentParser:
+    """Parent parser of the scripts that recognise pages (05, 07): the two models, thresholds,
+    ``--no-tta`` and ``--backend``."""
+    p = argparse.ArgumentParser(add_help=False, parents=[model_args()])
     p.add_argument('--detection-threshold', type=float, default=detection_threshold,
                    help='detector probability threshold (default: %(default)s)')
     p.add_argument('--class-threshold', type=float, default=class_threshold,

@@ -36,11 +36,6 @@ def format_submission_labels(unicodes, centers) -> str:
     return ' '.join('{} {} {}'.format(u, x, y) for u, (x, y) in zip(unicodes, points))
 
 
-def submission_order(data_dir: str) -> list:
-    """The test ids in ``sample_submission.csv`` order (else the sorted test_images names)."""
-    return KuzushijiPageDataset(data_dir, 'test').ids
-
-
 def write_submission(path: str, labels: dict, image_ids) -> None:
     """Write a submission with every id of ``image_ids`` exactly once, in that order.
 
@@ -50,7 +45,7 @@ def write_submission(path: str, labels: dict, image_ids) -> None:
     Args:
         path: CSV to write.
         labels: ``{image_id: labels string}`` (see :func:`format_submission_labels`).
-        image_ids: The order of the rows (usually :func:`submission_order`).
+        image_ids: The order of the rows (the test pages in sample_submission.csv order).
 
     Raises:
         ValueError: An id of ``image_ids`` has no labels, ``labels`` holds ids outside

@@ -24,11 +24,7 @@ logger = logging.getLogger('10_export_onnx')
 def parse_args(argv=None):
     from kr.onnx.export import OPSET_VERSION
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                parents=[cli.output_args()])
-    p.add_argument('detector', help="detector weights (model_<epoch>.npz of script 03, with "
-                                    "the run's args.json beside it)")
-    p.add_argument('classifier', help="classifier weights (model_<epoch>.npz of script 04 or "
-                                      "06, with the run's args.json beside it)")
+                                parents=[cli.model_args(), cli.output_args()])
     p.add_argument('--opset', type=int, default=OPSET_VERSION,
                    help='ONNX opset (default: %(default)s, the newest onnx_chainer supports)')
     return p.parse_args(argv)
