@@ -15,7 +15,6 @@ install_requires = [
     'albumentations>=2.0,<3',
     'matplotlib>=3.7',
     'japanize-matplotlib>=1.1.3',
-    'scikit-learn>=1.3',
     'tqdm>=4.60',
     # the CPU depthwise-convolution and batch-norm kernels of kr.functions (measured 2-3.5x
     # faster than NumPy; kr.functions falls back to NumPy without it)

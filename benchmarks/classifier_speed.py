@@ -18,8 +18,8 @@ import chainer
 import chainer.links as L
 import numpy as np
 
-from kr import cli
 from kr.classifier import CLASSIFIERS
+from kr.devices import get_device
 
 
 def _gpu_available() -> bool:
@@ -90,7 +90,7 @@ def main(argv=None):
     devices = args.devices or (['-1', '0'] if _gpu_available() else ['-1'])
     results = []
     for spec in devices:
-        device = chainer.get_device(cli.parse_device(spec))
+        device = get_device(spec)
         device.use()
         for name in args.models:
             step = time_train_step(name, device, args.batchsize, args.size, args.classes,

@@ -16,7 +16,7 @@ import time
 import chainer
 import numpy as np
 
-from kr.cli import parse_device
+from kr.devices import get_device
 from kr.detector.centernet.model import Res18UnetCenterNet
 from kr.detector.centernet.training import CenterNetTrainChain
 from kr.detector.tta import AdaptiveScaleDetector
@@ -99,7 +99,7 @@ def main(argv=None):
         except Exception:
             pass
     for spec in devices:
-        device = chainer.get_device(parse_device(spec))
+        device = get_device(spec)
         device.use()
         train = bench_train(device, args.width, args.batchsize, args.size, args.repeat)
         plain, tta = bench_inference(device, args.width, args.min_side, args.repeat)

@@ -1,22 +1,23 @@
-"""Pieces shared by the numbered scripts: argument parents, run setup, progress logging.
+"""The top floor: argument parents and run setup of the numbered scripts (and the ``kr``
+command to come).
 
 A script builds its parser from the parents here (``data_args``, ``device_args``,
-``output_args``), calls :func:`setup_run`, then one library function.
+``output_args``), calls :func:`setup_run`, then one library function. Nothing in the
+library imports this module.
 """
 
 import argparse
 import logging
 import os
-import platform
-import random
 import sys
-import time
-
-import numpy as np
 
 from kr import fileio
-
-logger = logging.getLogger(__name__)
+from kr.datasets.layout import default_crop_dir  # NOQA: re-exported for the scripts
+from kr.datasets.layout import default_split_dir  # NOQA: re-exported for the scripts
+from kr.runs import RUN_ARGS
+from kr.runs import run_record
+from kr.runs import seed_everything
+from kr.training.presets import resolve_preset
 
 #: Where the real Kaggle data is unpacked (the original README's layout).
 DEFAULT_DATA_DIR = os.path.join('data', 'kuzushiji-recognition')
@@ -29,21 +30,6 @@ def default_data_dir() -> str:
     return os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
 
 
-def derived_dir(data_dir: str, suffix: str) -> str:
-    """A folder beside ``data_dir`` named after it, e.g. ``data/x`` -> ``data/x-gsplit``."""
-    return os.path.normpath(data_dir).rstrip(os.sep) + suffix
-
-
-def default_split_dir(data_dir: str) -> str:
-    """Default output of script 01: ``<data_dir>-gsplit``."""
-    return derived_dir(data_dir, '-gsplit')
-
-
-def default_crop_dir(data_dir: str) -> str:
-    """Default output of script 02: ``<data_dir>-crops``."""
-    return derived_dir(data_dir, '-crops')
-
-
 def data_args() -> argparse.ArgumentParser:
     """Parent parser with ``--data-dir`` and ``--split-dir``."""
     p = argparse.ArgumentParser(add_help=False)
@@ -54,20 +40,6 @@ def data_args() -> argparse.ArgumentParser:
                    help='train/val split CSVs written by scripts/01_split_train_val.py '
                         '(default: <data-dir>-gsplit)')
     return p
-
-
-def parse_device(spec):
-    """Turn a ``--device`` string into what :func:`chainer.get_device` takes.
-
-    ``'-1'`` (CPU) and ``'0'`` (GPU 0) become integers, as the original ``--gpu`` flag used;
-    anything else (``'@numpy'``, ``'@cupy:0'``) is passed through.
-    """
-    if isinstance(spec, int):
-        return spec
-    try:
-        return int(spec)
-    except ValueError:
-        return spec
 
 
 def device_args() -> argparse.ArgumentParser:
@@ -92,19 +64,28 @@ def output_args(default: str = None) -> argparse.ArgumentParser:
 def model_args() -> argparse.ArgumentParser:
     """Parent parser with the positional ``detector`` and ``classifier`` weights (05, 07, 10)."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument('detector', help="detector weights (model_<epoch>.npz of script 03, with "
+    p.add_argument('detector', help="detector weights (model_final.npz of script 03, with "
                                     "the run's args.json beside it)")
-    p.add_argument('classifier', help="classifier weights (model_<epoch>.npz of script 04 or 06, "
-                                      "with the run's args.json beside it)")
+    p.add_argument('classifier', help="classifier weights (model_final.npz of script 04 or 06, "
+                                      "with the run's args.json and class table beside it)")
     return p
 
 
-def recognizer_args(detection_threshold: float, class_threshold: float) -> argparse.ArgumentParser:
+def recognizer_args(detection_threshold: str, class_threshold: float) -> argparse.ArgumentParser:
     """Parent parser of the scripts that recognise pages (05, 07): the two models, thresholds,
-    ``--no-tta`` and ``--backend``."""
+    ``--no-tta`` and ``--backend``.
+
+    Args:
+        detection_threshold: Name of the detector family's calibrated threshold used by
+            default (``'default'`` or ``'submission'``).
+        class_threshold: Default classifier probability threshold.
+    """
     p = argparse.ArgumentParser(add_help=False, parents=[model_args()])
-    p.add_argument('--detection-threshold', type=float, default=detection_threshold,
-                   help='detector probability threshold (default: %(default)s)')
+    p.add_argument('--detection-threshold', type=float, default=None,
+                   help='detector probability threshold (default: the detector family\'s '
+                        '%s threshold; CenterNet: 0.62 default, 0.57 submission)'
+                        % detection_threshold)
+    p.set_defaults(detection_threshold_name=detection_threshold)
     p.add_argument('--class-threshold', type=float, default=class_threshold,
                    help='classifier probability threshold (default: %(default)s)')
     p.add_argument('--no-tta', dest='tta', action='store_false',
@@ -113,6 +94,16 @@ def recognizer_args(detection_threshold: float, class_threshold: float) -> argpa
                    help='run the models with Chainer, or export them to ONNX and run them with '
                         'ONNX Runtime (CPU; needs the onnx extra) (default: %(default)s)')
     return p
+
+
+def recognizer_settings(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`kr.inference.load_recognizer` given by the flags of
+    :func:`recognizer_args` and :func:`device_args`."""
+    threshold = args.detection_threshold
+    return {'device': args.device, 'backend': args.backend, 'tta': args.tta,
+            'class_threshold': args.class_threshold,
+            'detection_threshold': (args.detection_threshold_name if threshold is None
+                                    else threshold)}
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -127,48 +118,11 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
-def versions() -> dict:
-    """Versions of the pieces that decide results: Python, NumPy, Chainer, CuPy, ``kr``."""
-    import kr
-    out = {'python': platform.python_version(), 'numpy': np.__version__, 'kr': kr.__version__}
-    try:
-        import chainer
-        out['chainer'] = chainer.__version__
-    except ImportError:  # pragma: no cover - chainer is a hard dependency
-        out['chainer'] = None
-    try:
-        import cupy
-        out['cupy'] = cupy.__version__
-    except Exception:  # CuPy missing or without a usable CUDA
-        out['cupy'] = None
-    return out
-
-
-def seed_everything(seed: int) -> None:
-    """Seed :mod:`random`, NumPy and (when importable) CuPy."""
-    random.seed(seed)
-    np.random.seed(seed)
-    try:
-        import cupy
-        cupy.random.seed(seed)
-    except Exception:
-        pass
-
-
-def run_record(args: argparse.Namespace) -> dict:
-    """What ``args.json`` holds: the arguments, the command line, the time and the versions."""
-    record = dict(vars(args))
-    record['argv'] = list(sys.argv)
-    record['time'] = time.strftime('%Y-%m-%dT%H:%M:%S')
-    record['versions'] = versions()
-    return record
-
-
 def setup_run(args: argparse.Namespace, out_attr: str = 'out') -> dict:
     """Common start of every script that writes files.
 
     Configures logging, creates ``args.<out_attr>`` and writes ``args.json`` there (see
-    :func:`run_record`), and seeds the random generators when ``args.seed`` is set.
+    :func:`kr.runs.run_record`), and seeds the random generators when ``args.seed`` is set.
 
     Args:
         args: Parsed arguments.
@@ -179,38 +133,25 @@ def setup_run(args: argparse.Namespace, out_attr: str = 'out') -> dict:
         dict: The run record written (or to be written) as ``args.json``.
     """
     setup_logging()
-    record = run_record(args)
+    record = run_record(vars(args))
     out = getattr(args, out_attr, None) if out_attr else None
     if out:
         os.makedirs(out, exist_ok=True)
-        fileio.write_json(os.path.join(out, 'args.json'), record)
+        fileio.write_json(os.path.join(out, RUN_ARGS), record)
     seed = getattr(args, 'seed', None)
     if seed is not None:
         seed_everything(seed)
     return record
 
 
-def progress(iterable, total: int = None, desc: str = '', log_every: int = None):
-    """Iterate with a progress bar on a terminal, or ``desc i/n`` log lines otherwise.
+def preset_settings(func, presets: dict, args: argparse.Namespace) -> dict:
+    """The keyword arguments of ``func`` for ``args.preset`` and the flags given.
 
-    Args:
-        iterable: What to iterate over.
-        total: Number of items (defaults to ``len(iterable)`` when it has one).
-        desc: Label of the bar or the log lines.
-        log_every: Log every this many items when not on a terminal (default: about 20 lines).
+    Every parameter of ``func`` that ``args`` has is taken from it when not ``None`` (see
+    :func:`kr.training.resolve_preset`); ``args`` is updated with the result, so the run's
+    ``args.json`` records the settings actually used.
     """
-    if total is None and hasattr(iterable, '__len__'):
-        total = len(iterable)
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-        yield from tqdm(iterable, total=total, desc=desc, dynamic_ncols=True)
-        return
-    if log_every is None:
-        log_every = max(1, (total or 100) // 20)
-    start = time.time()
-    i = 0
-    for i, item in enumerate(iterable, 1):
-        yield item
-        if i % log_every == 0 or i == total:
-            logger.info('%s %d/%s (%.1f s)', desc, i, total if total is not None else '?',
-                        time.time() - start)
+    given = {k: v for k, v in vars(args).items() if k != 'preset'}
+    settings = resolve_preset(func, presets, args.preset, **given)
+    vars(args).update(settings)
+    return settings

@@ -27,7 +27,7 @@ own FunctionNodes):
 
 The links :class:`Convolution2D`, :class:`Deconvolution2D` and :class:`BatchNormalization`
 subclass Chainer's, with the same parameters (so snapshots load into either) and choose
-the kernel per call; :func:`enable_cpu_kernels` switches an existing model's links. The
+the kernel per call (:mod:`kr.links`, the detector and the classifiers are built of them);
 gradient nodes do not support double backpropagation. The numba kernels run on all cores
 (``NUMBA_NUM_THREADS`` sets fewer) with numba's own "workqueue" threads (see below).
 """
@@ -117,6 +117,13 @@ if numba is not None:
     _jit = numba.njit(parallel=True, fastmath={'reassoc', 'contract', 'nsz', 'arcp'},
                       cache=True)
 
+    @numba.njit(inline='always')
+    def _column_range(j, stride, pad, wd, out_w):  # pragma: no cover (JIT)
+        """Output columns ``[lo, hi)`` whose input column ``ow * stride + j - pad`` is inside
+        ``[0, wd)``."""
+        lo = max(0, (pad - j + stride - 1) // stride)
+        return lo, min(out_w, (wd - 1 + pad - j) // stride + 1)
+
     @_jit
     def _depthwise_forward_nhwc(x, w, stride, pad, out_h, out_w):  # pragma: no cover (JIT)
         """``x`` (N, H, W, C), ``w`` (k, k, C) -> (N, out_h, out_w, C)."""
@@ -131,9 +138,7 @@ if numba is not None:
                 if ih < 0 or ih >= h:
                     continue
                 for j in range(k):
-                    # Output columns whose input column ow * stride + j - pad is inside.
-                    lo = max(0, (pad - j + stride - 1) // stride)
-                    hi = min(out_w, (wd - 1 + pad - j) // stride + 1)
+                    lo, hi = _column_range(j, stride, pad, wd, out_w)
                     for ow in range(lo, hi):
                         iw = ow * stride + j - pad
                         for ch in range(c):
@@ -156,8 +161,7 @@ if numba is not None:
                     if ih < 0 or ih >= h:
                         continue
                     for j in range(k):
-                        lo = max(0, (pad - j + stride - 1) // stride)
-                        hi = min(out_w, (wd - 1 + pad - j) // stride + 1)
+                        lo, hi = _column_range(j, stride, pad, wd, out_w)
                         for ow in range(lo, hi):
                             iw = ow * stride + j - pad
                             for ch in range(c):
@@ -166,19 +170,26 @@ if numba is not None:
                                 gw_part[b, i, j, ch] += g * x[b, ih, iw, ch]
         return gx, gw_part.sum(axis=0)
 
+    @numba.njit(inline='always', fastmath={'reassoc', 'contract', 'nsz', 'arcp'})
+    def _channel_sums(u, v, ch):  # pragma: no cover (JIT)
+        """``(sum(u), sum(u * v))`` over channel ``ch`` of two (N, C, L) arrays, in float64."""
+        n, _, length = u.shape
+        su = 0.0
+        suv = 0.0
+        for b in range(n):
+            for i in range(length):
+                a = u[b, ch, i]
+                su += a
+                suv += a * v[b, ch, i]
+        return su, suv
+
     @_jit
     def _bn_forward_kernel(x, gamma, beta, eps, y, mean, var, inv_std):  # pragma: no cover
         """Batch statistics per channel of ``x`` (N, C, L) and ``y = gamma x_hat + beta``."""
         n, c, length = x.shape
         m = n * length
         for ch in numba.prange(c):
-            s = 0.0
-            ss = 0.0
-            for b in range(n):
-                for i in range(length):
-                    v = x[b, ch, i]
-                    s += v
-                    ss += v * v
+            s, ss = _channel_sums(x, x, ch)
             mu = s / m
             # float64 sums: the one-pass variance loses nothing at activation scales.
             sigma2 = max(ss / m - mu * mu, 0.0)
@@ -198,13 +209,7 @@ if numba is not None:
         n, c, length = x.shape
         m = n * length
         for ch in numba.prange(c):
-            sg = 0.0
-            sgx = 0.0
-            for b in range(n):
-                for i in range(length):
-                    g = gy[b, ch, i]
-                    sg += g
-                    sgx += g * x[b, ch, i]
+            sg, sgx = _channel_sums(gy, x, ch)
             mu = mean[ch]
             istd = inv_std[ch]
             g_gamma = (sgx - mu * sg) * istd  # sum(gy * x_hat)
@@ -448,8 +453,13 @@ def _conv_grad_w(x, gy, ksize, stride, pad):
     return gW.reshape(o, c, kh, kw)
 
 
-class CpuConvolution2D(function_node.FunctionNode):
-    """Dense 2D convolution on the CPU; see :func:`convolution_2d`."""
+class _CpuConvolutionNode(function_node.FunctionNode):
+    """What the dense and the transposed convolution nodes share: stride and padding, type
+    checks, the bias, and the gradient node. Subclasses define ``_apply(x, W)`` and
+    ``grad_node`` (and ``w_in_axis``, the axis of ``W`` that matches ``x``'s channels)."""
+
+    w_in_axis = 1
+    grad_node = None
 
     def __init__(self, stride=1, pad=0):
         self.stride = _pair(stride)
@@ -463,13 +473,13 @@ class CpuConvolution2D(function_node.FunctionNode):
             w_type.dtype == x_type.dtype,
             x_type.ndim == 4,
             w_type.ndim == 4,
-            x_type.shape[1] == w_type.shape[1],
+            x_type.shape[1] == w_type.shape[self.w_in_axis],
         )
 
     def forward_cpu(self, inputs):
         self.retain_inputs((0, 1))
         x, W = inputs[:2]
-        y = _conv_forward(x, W, self.stride, self.pad)
+        y = self._apply(x, W)
         if len(inputs) == 3:
             y += inputs[2][:, None, None]
         return y,
@@ -477,13 +487,13 @@ class CpuConvolution2D(function_node.FunctionNode):
     def backward(self, indexes, grad_outputs):
         x, W = self.get_retained_inputs()
         gy, = grad_outputs
-        grads = CpuConvolution2DGrad(self.stride, self.pad, len(self.inputs) == 3).apply(
-            (x, W, gy))
+        grads = self.grad_node(self.stride, self.pad, len(self.inputs) == 3).apply((x, W, gy))
         return tuple(grads[i] for i in indexes)
 
 
-class CpuConvolution2DGrad(function_node.FunctionNode):
-    """Gradients of :class:`CpuConvolution2D`: ``(gx, gW)`` or ``(gx, gW, gb)``."""
+class _CpuConvolutionGradNode(function_node.FunctionNode):
+    """Gradients ``(gx, gW)`` or ``(gx, gW, gb)`` of a convolution node; subclasses define
+    ``_grads(x, W, gy) -> (gx, gW)``."""
 
     def __init__(self, stride, pad, with_bias: bool):
         self.stride = stride
@@ -492,75 +502,55 @@ class CpuConvolution2DGrad(function_node.FunctionNode):
 
     def forward_cpu(self, inputs):
         x, W, gy = inputs
-        gx = _conv_grad_x(gy, W, x.shape, self.stride, self.pad)
-        gW = _conv_grad_w(x, gy, W.shape[2:], self.stride, self.pad)
+        gx, gW = self._grads(x, W, gy)
         if self.with_bias:
             return gx, gW, gy.sum(axis=(0, 2, 3))
         return gx, gW
 
     def backward(self, indexes, grad_outputs):
-        raise NotImplementedError('double backpropagation of convolution_2d')
+        raise NotImplementedError('double backpropagation of a convolution')
 
 
-class CpuDeconvolution2D(function_node.FunctionNode):
+class CpuConvolution2DGrad(_CpuConvolutionGradNode):
+    """Gradients of :class:`CpuConvolution2D`."""
+
+    def _grads(self, x, W, gy):
+        return (_conv_grad_x(gy, W, x.shape, self.stride, self.pad),
+                _conv_grad_w(x, gy, W.shape[2:], self.stride, self.pad))
+
+
+class CpuConvolution2D(_CpuConvolutionNode):
+    """Dense 2D convolution on the CPU; see :func:`convolution_2d`."""
+
+    grad_node = CpuConvolution2DGrad
+
+    def _apply(self, x, W):
+        return _conv_forward(x, W, self.stride, self.pad)
+
+
+class CpuDeconvolution2DGrad(_CpuConvolutionGradNode):
+    """Gradients of :class:`CpuDeconvolution2D`."""
+
+    def _grads(self, x, W, gy):
+        # A transposed convolution's input gradient is the convolution of gy with W, and
+        # its weight gradient the convolution weight gradient with gy and x swapped.
+        return (_conv_forward(gy, W, self.stride, self.pad),
+                _conv_grad_w(gy, x, W.shape[2:], self.stride, self.pad))
+
+
+class CpuDeconvolution2D(_CpuConvolutionNode):
     """Transposed 2D convolution on the CPU (the gradient of a convolution with respect
     to its input); see :func:`deconvolution_2d`."""
 
-    def __init__(self, stride=1, pad=0):
-        self.stride = _pair(stride)
-        self.pad = _pair(pad)
+    w_in_axis = 0
+    grad_node = CpuDeconvolution2DGrad
 
-    def check_type_forward(self, in_types):
-        type_check.expect(2 <= in_types.size(), in_types.size() <= 3)
-        x_type, w_type = in_types[:2]
-        type_check.expect(
-            x_type.dtype.kind == 'f',
-            w_type.dtype == x_type.dtype,
-            x_type.ndim == 4,
-            w_type.ndim == 4,
-            x_type.shape[1] == w_type.shape[0],
-        )
-
-    def forward_cpu(self, inputs):
-        self.retain_inputs((0, 1))
-        x, W = inputs[:2]
+    def _apply(self, x, W):
         n, _, h, w = x.shape
         _, c, kh, kw = W.shape
         (sy, sx), (ph, pw) = self.stride, self.pad
         out_shape = (n, c, sy * (h - 1) + kh - 2 * ph, sx * (w - 1) + kw - 2 * pw)
-        y = _conv_grad_x(x, W, out_shape, self.stride, self.pad)
-        if len(inputs) == 3:
-            y += inputs[2][:, None, None]
-        return y,
-
-    def backward(self, indexes, grad_outputs):
-        x, W = self.get_retained_inputs()
-        gy, = grad_outputs
-        grads = CpuDeconvolution2DGrad(self.stride, self.pad, len(self.inputs) == 3).apply(
-            (x, W, gy))
-        return tuple(grads[i] for i in indexes)
-
-
-class CpuDeconvolution2DGrad(function_node.FunctionNode):
-    """Gradients of :class:`CpuDeconvolution2D`: ``(gx, gW)`` or ``(gx, gW, gb)``."""
-
-    def __init__(self, stride, pad, with_bias: bool):
-        self.stride = stride
-        self.pad = pad
-        self.with_bias = with_bias
-
-    def forward_cpu(self, inputs):
-        x, W, gy = inputs
-        # A transposed convolution's input gradient is the convolution of gy with W, and
-        # its weight gradient the convolution weight gradient with gy and x swapped.
-        gx = _conv_forward(gy, W, self.stride, self.pad)
-        gW = _conv_grad_w(gy, x, W.shape[2:], self.stride, self.pad)
-        if self.with_bias:
-            return gx, gW, gy.sum(axis=(0, 2, 3))
-        return gx, gW
-
-    def backward(self, indexes, grad_outputs):
-        raise NotImplementedError('double backpropagation of deconvolution_2d')
+        return _conv_grad_x(x, W, out_shape, self.stride, self.pad)
 
 
 def convolution_2d(x, W, b=None, stride=1, pad=0):
@@ -753,30 +743,3 @@ class BatchNormalization(L.BatchNormalization):
             mean, var = self.avg_mean, self.avg_var
         return CpuBatchNormalization(self.eps, mean, var, self.decay).apply(
             (x, self.gamma, self.beta))[0]
-
-
-#: Chainer links and the subclasses above that replace them.
-_FAST_LINKS = {
-    L.Convolution2D: Convolution2D,
-    L.Deconvolution2D: Deconvolution2D,
-    L.BatchNormalization: BatchNormalization,
-}
-
-
-def enable_cpu_kernels(model: chainer.Link) -> chainer.Link:
-    """Switch a model's Chainer convolution, transposed-convolution and batch-normalisation
-    links (exactly those classes) to the subclasses above, in place.
-
-    The subclasses add no parameters or state, only their ``forward``, so the model keeps
-    its weights, serialises the same way, and still runs Chainer's functions on the GPU.
-    For models built outside :mod:`kr.classifier` (the detector cannot import this module
-    at import time without a cycle through ``kr.classifier.training``).
-
-    Returns:
-        ``model``.
-    """
-    for link in model.links():
-        fast = _FAST_LINKS.get(type(link))
-        if fast is not None:
-            link.__class__ = fast
-    return model

@@ -3,75 +3,39 @@
 One place used by the pseudo labels (script 05), the submission (script 07) and users' own
 code::
 
-    from kr.inference import PageRecognizer, load_detector, load_classifier
-    recognizer = PageRecognizer(load_detector('results/detector/model_700.npz'),
-                                load_classifier('results/classifier/model_900.npz'),
-                                KuzushijiUnicodeMapping('data/kuzushiji-recognition'))
-    text = [ch.char for ch in recognizer.recognize(page)]   # page: a PIL image; each ch
-    # also has .unicode, .bbox, .center, .detection_score and .class_score
+    from kr.inference import load_recognizer
+    recognizer = load_recognizer('results/detector/model_final.npz',
+                                 'results/classifier/model_final.npz')
+    for ch in recognizer.recognize(page):      # page: a PIL image
+        print(ch.char, ch.unicode, ch.bbox, ch.center, ch.detection_score, ch.class_score)
 
-Each model is rebuilt from the ``args.json`` its training run wrote beside the weights, so
-no architecture flag has to be repeated.
+Each model is rebuilt from the ``args.json`` its training run wrote beside the weights, and
+the classifier's class table comes from its run folder, so two model paths are enough.
+The characters come in the detector's order (highest score first), not in reading order.
 """
 
 import dataclasses
-import json
 import logging
-import os
 import tempfile
 
-import chainer
 import numpy as np
 
 from kr.bbox import box_centers
-from kr.classifier.registry import load_classifier  # NOQA: re-exported for users
-from kr.cli import parse_device
-from kr.cli import progress
+from kr.classifier.registry import load_class_table
+from kr.classifier.registry import load_classifier
 from kr.datasets.image import to_array
-from kr.detector import AdaptiveScaleDetector
-from kr.detector import Res18UnetCenterNet
-from kr.detector import ScaledDetector
-from kr.detector import SUBMISSION_SCORE_THRESHOLD
+from kr.detector.registry import detector_family
+from kr.detector.registry import load_detector  # NOQA: re-exported for users
+from kr.detector.tta import AdaptiveScaleDetector
+from kr.detector.tta import ScaledDetector
+from kr.devices import get_device
+from kr.progress import progress
 
 logger = logging.getLogger(__name__)
 
 #: Classifier probability below which a detected character is dropped from a submission
 #: (the original's prepare_submission setting).
 CLASS_SCORE_THRESHOLD = 0.5
-
-
-def _run_args(model_path: str, args_path: str = None) -> dict:
-    args_path = args_path or os.path.join(os.path.dirname(os.path.abspath(model_path)),
-                                          'args.json')
-    if not os.path.isfile(args_path):
-        raise FileNotFoundError('{} not found: the args.json of the training run that wrote {} '
-                                'records its architecture (pass args_path)'.format(
-                                    args_path, model_path))
-    with open(args_path, encoding='utf-8') as f:
-        return json.load(f)
-
-
-def load_detector(model_path: str, args_path: str = None, device=None) -> Res18UnetCenterNet:
-    """Rebuild a trained detector from ``model_<epoch>.npz`` and its run's ``args.json``.
-
-    Args:
-        model_path: Weights written by script 03.
-        args_path: The run's ``args.json`` (default: beside ``model_path``); its ``width``
-            gives the channel multiplier.
-        device: Where to put the model (``-1``, ``0``, ``'@cupy:0'``; default CPU).
-
-    Raises:
-        FileNotFoundError: A missing file (named).
-    """
-    if not os.path.isfile(model_path):
-        raise FileNotFoundError('detector weights not found: {}'.format(model_path))
-    args = _run_args(model_path, args_path)
-    model = Res18UnetCenterNet(n_fg_class=int(args.get('n_fg_class', 1)),
-                               width=float(args.get('width') or 1.0))
-    chainer.serializers.load_npz(model_path, model)
-    if device is not None:
-        model.to_device(chainer.get_device(parse_device(device)))
-    return model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,25 +63,35 @@ class PageRecognizer:
     """Detect the characters of a page, then classify each one.
 
     Args:
-        detector: A model with ``detect(image, min_side=..., score_threshold=...)``
-            (:class:`~kr.detector.Res18UnetCenterNet`).
+        detector: A detector of a :data:`kr.detector.DETECTORS` family (Chainer or ONNX
+            Runtime), or any model with ``detect(image, min_side=..., score_threshold=...)``
+            and ``min_side``.
         classifier: A model with ``classify(image, bboxes) -> (indices, scores)``.
         mapping: :class:`~kr.datasets.KuzushijiUnicodeMapping` of the classifier's classes.
-        detection_threshold: Detector probability threshold (default: the submission's,
-            SPEC section 6).
+        detection_threshold: Detector probability threshold, or the name of one of the
+            detector family's calibrated ones (``'default'``, ``'submission'``; default:
+            ``'submission'``, SPEC section 6).
         class_threshold: Classifier probability under which a character is dropped.
         tta: Use adaptive-scale test-time augmentation (SPEC section 3); else one pass at
             the standard size.
+
+    Raises:
+        ValueError: A threshold outside ``[0, 1]`` or an unknown threshold name.
     """
 
-    def __init__(self, detector, classifier, mapping,
-                 detection_threshold: float = SUBMISSION_SCORE_THRESHOLD,
+    def __init__(self, detector, classifier, mapping, detection_threshold='submission',
                  class_threshold: float = CLASS_SCORE_THRESHOLD, tta: bool = True):
+        if isinstance(detection_threshold, str) or detection_threshold is None:
+            detection_threshold = detector_family(detector).threshold(detection_threshold)
+        for name, value in (('detection', detection_threshold), ('class', class_threshold)):
+            if not 0 <= float(value) <= 1:
+                raise ValueError('the {} threshold is a probability in [0, 1], got {}'.format(
+                    name, value))
         self.detector = detector
         self.classifier = classifier
         self.mapping = mapping
-        self.detection_threshold = detection_threshold
-        self.class_threshold = class_threshold
+        self.detection_threshold = float(detection_threshold)
+        self.class_threshold = float(class_threshold)
         self.tta = tta
         self._detect = (AdaptiveScaleDetector(detector) if tta else ScaledDetector(detector))
 
@@ -163,23 +137,26 @@ class PageRecognizer:
 
     def _filter(self, bboxes, scores):
         # a cache made at a lower threshold serves a higher one
-        keep = np.asarray(scores) >= (self.detection_threshold or 0)
+        keep = np.asarray(scores) >= self.detection_threshold
         return np.asarray(bboxes)[keep], np.asarray(scores)[keep]
 
-    def recognize_dataset(self, dataset, detections: dict = None, desc: str = 'recognise'):
-        """Recognise every page of a page dataset.
+    def recognize_dataset(self, dataset, detections: dict = None, indices=None,
+                          desc: str = 'recognise'):
+        """Recognise the pages of a page dataset.
 
         Args:
             dataset: A :class:`~kr.datasets.KuzushijiPageDataset` (or any dataset of dicts
                 with ``image`` and ``image_id``).
             detections: ``{image_id: (bboxes, scores)}`` cache; pages found in it skip the
                 detector, pages not found are detected and added to it.
+            indices: The pages to recognise, in order (default: all).
             desc: Progress label.
 
         Yields:
             tuple: ``(image_id, image, characters)`` page by page.
         """
-        for i in progress(range(len(dataset)), desc=desc):
+        indices = range(len(dataset)) if indices is None else list(indices)
+        for i in progress(indices, desc=desc):
             item = dataset[i]
             image = to_array(item['image'])
             image_id = item['image_id']
@@ -197,45 +174,54 @@ class PageRecognizer:
 BACKENDS = ('chainer', 'onnxruntime')
 
 
-def load_recognizer(detector_path: str, classifier_path: str, data_dir: str, device=None,
-                    backend: str = 'chainer', onnx_dir: str = None,
+def load_recognizer(detector_path: str, classifier_path: str, data_dir: str = None,
+                    device=None, backend: str = 'chainer', onnx_dir: str = None,
                     **kwargs) -> PageRecognizer:
-    """A :class:`PageRecognizer` from two training runs' weights and a data folder.
+    """A :class:`PageRecognizer` from two training runs' weights.
 
     Args:
         detector_path: ``model_<epoch>.npz`` of script 03 (``args.json`` beside it).
-        classifier_path: ``model_<epoch>.npz`` of script 04 or 06 (``args.json`` beside it).
-        data_dir: Folder whose ``unicode_translation.csv`` is the classifier's class table.
+        classifier_path: ``model_<epoch>.npz`` of script 04 or 06 (``args.json`` and the
+            class table beside it).
+        data_dir: A data folder whose ``unicode_translation.csv`` must be the classifier's
+            class table (checked), or, for classifier runs that carry no table, gives it.
         device: ``-1`` / ``0`` / ``'@cupy:0'`` (default CPU; Chainer backend only).
         backend: ``'chainer'``, or ``'onnxruntime'``: the two models are exported to ONNX
-            (into ``onnx_dir``, default a temporary folder) and run by ONNX Runtime, which
-            gives the same characters several times faster on a CPU.
+            (into ``onnx_dir``; without one, into a temporary folder removed once the
+            sessions are built) and run by ONNX Runtime, which gives the same characters
+            several times faster on a CPU.
         onnx_dir: Where to write the ONNX export (kept for reuse with script 10's loader).
         **kwargs: Thresholds and ``tta`` of :class:`PageRecognizer`.
 
     Raises:
-        ValueError: Unknown backend, or the classifier's class count differs from the class
-            table's.
+        FileNotFoundError: A missing weight file, args.json or class table (named).
+        ValueError: Unknown backend, a class table that differs from the classifier's, or
+            weights that do not fit their args.json.
+        ImportError: ``onnxruntime`` without the onnx extra (the install is named).
     """
-    from kr.datasets.unicode_mapping import KuzushijiUnicodeMapping
     if backend not in BACKENDS:
         raise ValueError('unknown backend {!r}: choose one of {}'.format(
             backend, ', '.join(BACKENDS)))
-    mapping = KuzushijiUnicodeMapping(data_dir)
+    mapping = load_class_table(classifier_path, data_dir)
     detector = load_detector(detector_path)
     classifier = load_classifier(classifier_path)
-    n_out = _run_args(classifier_path).get('n_classes')
-    if n_out is not None and int(n_out) != len(mapping):
-        raise ValueError('{} has {} classes but {} lists {}: was it trained on another data '
-                         'folder?'.format(classifier_path, n_out, mapping.path, len(mapping)))
     if backend == 'onnxruntime':
-        from kr.onnx import export_models
-        from kr.onnx import load_onnx_models
-        onnx_dir = onnx_dir or tempfile.mkdtemp(prefix='kr-onnx-')
-        export_models(detector, classifier, onnx_dir)
-        detector, classifier = load_onnx_models(onnx_dir)
+        try:
+            from kr.onnx import export_models
+            from kr.onnx import load_onnx_models
+            import onnxruntime  # NOQA: fail here, before the export, without the extra
+        except ImportError as e:
+            raise ImportError('--backend onnxruntime needs the onnx extra ({}): pip install '
+                              '-e ".[onnx]"'.format(e)) from None
+        if onnx_dir is not None:
+            export_models(detector, classifier, onnx_dir)
+            detector, classifier = load_onnx_models(onnx_dir)
+        else:
+            with tempfile.TemporaryDirectory(prefix='kr-onnx-') as tmp:
+                export_models(detector, classifier, tmp)
+                detector, classifier = load_onnx_models(tmp)
     elif device is not None:
-        device = chainer.get_device(parse_device(device))
+        device = get_device(device)
         detector.to_device(device)
         classifier.to_device(device)
     return PageRecognizer(detector, classifier, mapping, **kwargs)

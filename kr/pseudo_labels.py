@@ -21,29 +21,20 @@ import cv2
 import numpy as np
 
 from kr import fileio
-from kr.cli import progress
 from kr.datasets.char_crop import CHAR_IMAGE_DIR
 from kr.datasets.char_crop import crop_page
-from kr.datasets.image import to_array
+from kr.datasets.char_crop import PSEUDO_LABELS_JSON
 from kr.datasets.kuzushiji import KuzushijiPageDataset
-from kr.detector import SCORE_THRESHOLD
 from kr.submission import read_detections
 
 logger = logging.getLogger(__name__)
 
 #: Classifier probability a recognised character needs to become a pseudo label (the
-#: original's prepare_pseudo_labels setting).
+#: original's prepare_pseudo_labels setting): the class threshold of the recognizer.
 PSEUDO_LABEL_THRESHOLD = 0.9
-#: Detector threshold of the pseudo-label pass: the detector's own default.
-PSEUDO_LABEL_DETECTION_THRESHOLD = SCORE_THRESHOLD
-PSEUDO_LABELS_JSON = 'pseudo_labels.json'
+#: Detector threshold of the pseudo-label pass: the detector family's own default.
+PSEUDO_LABEL_DETECTION_THRESHOLD = 'default'
 PAGES_DIR = 'pages'
-
-
-def select_pseudo_labels(characters, threshold: float = PSEUDO_LABEL_THRESHOLD) -> list:
-    """The characters whose classifier probability is at least ``threshold``."""
-    return [c for c in characters if c.class_score >= threshold]
-
 
 def _write_page(root, image_id, image, characters):
     page_dir = os.path.join(CHAR_IMAGE_DIR, image_id)
@@ -69,20 +60,20 @@ def _write_page(root, image_id, image, characters):
     return records
 
 
-def make_pseudo_labels(recognizer, data_dir: str, out_dir: str,
-                       threshold: float = PSEUDO_LABEL_THRESHOLD, restart: bool = False,
+def make_pseudo_labels(recognizer, data_dir: str, out_dir: str, restart: bool = False,
                        detections: str = None, run_record: dict = None) -> dict:
     """Recognise the test pages and keep the confident characters as labelled crops.
 
-    Pages already finished by an interrupted run (their ``pages/<id>.json`` exists) are
-    skipped, and a page's crops have fixed names, so running again never duplicates a
-    label. ``pseudo_labels.json`` is written last, atomically.
+    The characters kept are those the recognizer returns: its ``class_threshold`` is the
+    pseudo-label threshold (:data:`PSEUDO_LABEL_THRESHOLD` in script 05). Pages already
+    finished by an interrupted run (their ``pages/<id>.json`` exists) are skipped, and a
+    page's crops have fixed names, so running again never duplicates a label.
+    ``pseudo_labels.json`` is written last, atomically.
 
     Args:
         recognizer: A :class:`kr.inference.PageRecognizer`.
         data_dir: Kaggle-layout folder whose test pages are used.
         out_dir: Output folder.
-        threshold: Minimum classifier probability.
         restart: Delete ``out_dir`` first instead of resuming.
         detections: A detection cache (``detection.csv`` of script 07 with the same
             detector) to reuse: pages found there skip the detector.
@@ -104,18 +95,15 @@ def make_pseudo_labels(recognizer, data_dir: str, out_dir: str,
     if done:
         logger.info('resuming: %d of %d pages already done in %s', len(pages) - len(todo),
                     len(pages), out_dir)
-    for i in progress(todo, desc='pseudo labels'):
-        item = pages[i]
-        image = to_array(item['image'])
-        chars = select_pseudo_labels(
-            recognizer.recognize(image, detections=cache.get(item['image_id'])), threshold)
-        _write_page(out_dir, item['image_id'], image, chars)
+    for image_id, image, chars in recognizer.recognize_dataset(
+            pages, detections=cache, indices=todo, desc='pseudo labels'):
+        _write_page(out_dir, image_id, image, chars)
     records = []
     for image_id in pages.ids:
         with open(os.path.join(out_dir, PAGES_DIR, image_id + '.json'), encoding='utf-8') as f:
             records.extend(json.load(f))
     fileio.write_json(os.path.join(out_dir, PSEUDO_LABELS_JSON), records, indent=None)
     summary = {'pages': len(pages), 'pages_resumed': len(pages) - len(todo),
-               'labels': len(records), 'threshold': threshold}
+               'labels': len(records), 'threshold': recognizer.class_threshold}
     logger.info('%d pseudo labels from %d pages in %s', len(records), len(pages), out_dir)
     return summary

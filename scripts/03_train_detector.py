@@ -1,24 +1,23 @@
 #!/usr/bin/env python
-"""Train the CenterNet character detector (SPEC section 3).
+"""Train a character detector (CenterNet, SPEC section 3).
 
     python scripts/03_train_detector.py --gpu 0 --out results/detector --full-data
     python scripts/03_train_detector.py --preset demo --out results/detector-demo
 
 ``--preset full`` (the default) is the original's schedule (700 epochs of batch 16 on
 416 px crops); ``--preset demo`` is a CPU-sized run on a quarter-width network. Any flag
-given explicitly overrides the preset. Writes ``args.json``, ``log``, ``loss.png``,
-``map.png``, ``model_<epoch>.npz`` and trainer snapshots ``snapshot_iter_<n>`` (for
-``--resume``) to ``--out``.
+given explicitly overrides the preset. Writes ``args.json`` (the settings used, with the
+``--detector`` family), ``log``, ``loss.png``, ``map.png``, model snapshots
+(``model_<epoch>.npz``, or ``model_iter_<n>.npz`` for ``--iterations`` runs),
+``model_final.npz`` and trainer snapshots ``snapshot_iter_<n>`` (for ``--resume``) to ``--out``.
 """
 
 import argparse
 import sys
 
 from kr import cli
-from kr.detector.centernet.training import OPTIMIZERS
-from kr.detector.centernet.training import PRESETS
-from kr.detector.centernet.training import resolve_preset
-from kr.detector.centernet.training import train_detector
+from kr.detector import DETECTORS
+from kr.training import OPTIMIZERS
 from kr.training import TrainingDiverged
 
 
@@ -26,12 +25,15 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
         parents=[cli.data_args(), cli.device_args(), cli.output_args('results/detector')])
-    p.add_argument('--preset', choices=sorted(PRESETS), default='full',
-                   help='hyperparameter set; explicit flags override it (default: %(default)s)')
+    p.add_argument('--detector', choices=sorted(DETECTORS), default='centernet',
+                   help='detector family (default: %(default)s)')
+    p.add_argument('--preset', default='full',
+                   help='hyperparameter set of the family (centernet: full, demo); explicit '
+                        'flags override it (default: %(default)s)')
     p.add_argument('--epoch', type=int, help='training length in epochs')
     p.add_argument('--iterations', type=int,
                    help='training length in iterations (wins over --epoch; then the '
-                        'interval flags count iterations)')
+                        'snapshot and eval intervals count iterations)')
     p.add_argument('--batchsize', type=int, help='crops per iteration')
     p.add_argument('--optimizer', choices=sorted(OPTIMIZERS),
                    help='optimizer (full: nesterov, the original\'s; demo: adam)')
@@ -47,9 +49,9 @@ def parse_args(argv=None):
     p.add_argument('--full-data', action='store_true',
                    help='train on all of train.csv (the fold\'s val pages still validate)')
     p.add_argument('--cv-index', type=int, default=0, help='fold (default: %(default)s)')
-    p.add_argument('--workers', type=int, default=0,
+    p.add_argument('--workers', type=int, default=None,
                    help='data-loading processes; 0 loads in the main process '
-                        '(default: %(default)s)')
+                        '(default: 0 on the CPU, 8 on a GPU)')
     p.add_argument('--resume', help='trainer snapshot (snapshot_iter_<n>) to resume from')
     p.add_argument('--seed', type=int, help='seed of weights and augmentation')
     return p.parse_args(argv)
@@ -57,17 +59,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    kwargs = resolve_preset(
-        args.preset, epoch=args.epoch, iterations=args.iterations, batchsize=args.batchsize,
-        optimizer=args.optimizer, lr=args.lr, width=args.width, crop_size=args.crop_size,
-        snapshot_interval=args.snapshot_interval, eval_interval=args.eval_interval,
-        log_interval=args.log_interval, val_pages=args.val_pages)
-    vars(args).update(kwargs)  # args.json records the settings actually used
-    cli.setup_run(args)
+    training = DETECTORS[args.detector].training()
     try:
-        train_detector(data_dir=args.data_dir, out=args.out, split_dir=args.split_dir,
-                       cv_index=args.cv_index, full_data=args.full_data, device=args.device,
-                       workers=args.workers, resume=args.resume, seed=args.seed, **kwargs)
+        settings = cli.preset_settings(training.train_detector, training.PRESETS, args)
+        cli.setup_run(args)
+        training.train_detector(**settings)
     except (TrainingDiverged, ValueError, FileNotFoundError) as e:
         sys.exit('error: {}'.format(e))
 

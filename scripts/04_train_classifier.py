@@ -6,8 +6,9 @@
 
 ``--preset full`` (the default) is the SPEC's schedule; ``--preset demo`` is sized for a CPU.
 Options given explicitly override the preset. Writes ``args.json`` (with ``n_classes``, so
-``kr.classifier.load_classifier`` can rebuild the model), logs, plots, snapshots and
-``model_<epoch>.npz`` to ``--out``.
+``kr.classifier.load_classifier`` can rebuild the model), the class table it was trained
+with (``unicode_translation.csv``), logs, plots, snapshots, model snapshots and
+``model_final.npz`` to ``--out``.
 """
 
 import argparse
@@ -34,7 +35,8 @@ def parse_args(argv=None):
                    help='settings for the options below left unset (default: %(default)s)')
     p.add_argument('--epoch', type=int, help='epochs of --epoch-size crops')
     p.add_argument('--iterations', type=int, default=None,
-                   help='run length in iterations (overrides --epoch)')
+                   help='run length in iterations (overrides --epoch; then the snapshot and '
+                        'eval intervals count iterations)')
     p.add_argument('--epoch-size', type=int, help='crops per epoch')
     p.add_argument('--batchsize', type=int)
     p.add_argument('--lr', type=float)
@@ -51,10 +53,12 @@ def parse_args(argv=None):
                    help='training augmentation: full (SPEC section 4), light (colour only) '
                         'or none (crop jitter only)')
     p.add_argument('--resume', default=None, help='trainer snapshot (snapshot_iter_<n>)')
-    p.add_argument('--loaderjob', type=int, default=None,
-                   help='data loading processes (default: 0 on the CPU, 8 on a GPU)')
-    p.add_argument('--snapshot-interval', type=int, help='epochs between snapshots')
-    p.add_argument('--eval-interval', type=int, help='epochs between validations')
+    p.add_argument('--workers', '--loaderjob', dest='workers', type=int, default=None,
+                   help='data loading processes (default: 0 on the CPU, 8 on a GPU; '
+                        '--loaderjob is the original\'s name)')
+    p.add_argument('--snapshot-interval', type=int,
+                   help='epochs (or iterations) between snapshots')
+    p.add_argument('--eval-interval', type=int, help='epochs (or iterations) between validations')
     p.add_argument('--val-samples', type=int, help='val crops used (fixed random subset)')
     p.add_argument('--log-interval', type=int, help='iterations between log entries')
     p.add_argument('--seed', type=int, default=None)
@@ -64,23 +68,13 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        training.apply_preset(args)
+        settings = cli.preset_settings(training.train_classifier, training.PRESETS, args)
         args.n_classes = len(KuzushijiUnicodeMapping(args.data_dir))
         cli.setup_run(args)
-        result = training.train_classifier(
-            data_dir=args.data_dir, out=args.out, crop_dir=args.crop_dir, model=args.model,
-            device=cli.parse_device(args.device), epoch=args.epoch, iterations=args.iterations,
-            batchsize=args.batchsize, lr=args.lr, weight_decay=args.weight_decay,
-            optimizer=args.optimizer,
-            full_data=args.full_data, cv_index=args.cv_index, resume=args.resume,
-            input_size=args.input_size, width=args.width, sampler=args.sampler,
-            epoch_size=args.epoch_size, augment=args.augment, loaderjob=args.loaderjob,
-            seed=args.seed, snapshot_interval=args.snapshot_interval,
-            eval_interval=args.eval_interval, val_samples=args.val_samples,
-            log_interval=args.log_interval)
+        result = training.train_classifier(**settings)
     except (ValueError, FileNotFoundError, TrainingDiverged) as e:
         sys.exit('error: {}'.format(e))
-    print('validation accuracy: {}'.format(result.get('validation/main/accuracy')))
+    print('validation accuracy: {}'.format(result.observation.get('validation/main/accuracy')))
 
 
 if __name__ == '__main__':

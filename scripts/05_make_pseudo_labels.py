@@ -4,7 +4,8 @@
         [--data-dir DIR] [--device 0] [--class-threshold 0.9]
 
 Writes <out>/char_images/ (crops, padding 0.2 as in script 02), <out>/pseudo_labels.json and
-<out>/args.json. An interrupted run resumes where it stopped (--restart starts over).
+<out>/args.json. An interrupted run resumes where it stopped (--restart starts over). The
+data folder's class table, when given, must be the classifier's (its run folder has it).
 """
 
 import argparse
@@ -38,13 +39,11 @@ def main(argv=None):
     record = cli.setup_run(args, out_attr=None)
     try:
         recognizer = load_recognizer(args.detector, args.classifier, args.data_dir,
-                                     device=args.device, backend=args.backend,
-                                     detection_threshold=args.detection_threshold,
-                                     class_threshold=args.class_threshold, tta=args.tta)
+                                     **cli.recognizer_settings(args))
         summary = make_pseudo_labels(recognizer, data_dir=args.data_dir, out_dir=args.out,
-                                     threshold=args.class_threshold, restart=args.restart,
-                                     detections=args.detections, run_record=record)
-    except (FileNotFoundError, ValueError) as e:
+                                     restart=args.restart, detections=args.detections,
+                                     run_record=record)
+    except (FileNotFoundError, ValueError, ImportError) as e:
         sys.exit('error: {}'.format(e))
     logger.info('%d pseudo labels from %d test pages in %s', summary['labels'],
                 summary['pages'], args.out)

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from kr import cli
+from kr.classifier import classifier_architecture
 from kr.classifier import finetune
 from kr.training import TrainingDiverged
 
@@ -36,37 +37,26 @@ def parse_args(argv=None):
     p.add_argument('--pseudo-per-epoch', type=int, help='pseudo-label crops per epoch')
     p.add_argument('--cv-index', type=int, default=0, help='fold whose val crops are reported')
     p.add_argument('--resume', default=None, help='trainer snapshot (snapshot_iter_<n>)')
-    p.add_argument('--loaderjob', type=int, default=None)
+    p.add_argument('--workers', '--loaderjob', dest='workers', type=int, default=None,
+                   help='data loading processes (default: 0 on the CPU, 8 on a GPU)')
     p.add_argument('--snapshot-interval', type=int)
     p.add_argument('--eval-interval', type=int)
     p.add_argument('--log-interval', type=int)
     p.add_argument('--seed', type=int, default=None)
-    args = p.parse_args(argv)
-    for key, value in finetune.PRESETS[args.preset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        vars(args).update(finetune.pretrained_architecture(args.pretrained))
+        settings = cli.preset_settings(finetune.finetune_classifier, finetune.PRESETS, args)
+        vars(args).update(classifier_architecture(args.pretrained))
         cli.setup_run(args)
-        result = finetune.finetune_classifier(
-            pretrained=args.pretrained, pseudo_labels_dir=args.pseudo_labels_dir,
-            data_dir=args.data_dir, out=args.out, crop_dir=args.crop_dir,
-            cv_index=args.cv_index, device=cli.parse_device(args.device), epoch=args.epoch,
-            iterations=args.iterations, batchsize=args.batchsize, lr=args.lr,
-            trainval_per_epoch=args.trainval_per_epoch,
-            pseudo_per_epoch=args.pseudo_per_epoch, resume=args.resume,
-            loaderjob=args.loaderjob, seed=args.seed,
-            snapshot_interval=args.snapshot_interval, eval_interval=args.eval_interval,
-            log_interval=args.log_interval)
+        result = finetune.finetune_classifier(**settings)
     except (ValueError, FileNotFoundError, TrainingDiverged) as e:
         sys.exit('error: {}'.format(e))
     print('validation accuracy (val crops are part of trainval): {}'.format(
-        result.get('validation/main/accuracy')))
+        result.observation.get('validation/main/accuracy')))
 
 
 if __name__ == '__main__':

@@ -15,7 +15,6 @@ import logging
 import sys
 
 from kr import cli
-from kr.detector import SUBMISSION_SCORE_THRESHOLD
 from kr.inference import CLASS_SCORE_THRESHOLD
 from kr.inference import load_recognizer
 from kr.submission import make_submission
@@ -26,7 +25,7 @@ logger = logging.getLogger('07_make_submission')
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
-        parents=[cli.recognizer_args(SUBMISSION_SCORE_THRESHOLD, CLASS_SCORE_THRESHOLD),
+        parents=[cli.recognizer_args('submission', CLASS_SCORE_THRESHOLD),
                  cli.data_args(), cli.device_args(), cli.output_args()])
     p.add_argument('--detections', default=None,
                    help='reuse this detection cache (the detection.csv of an earlier run with '
@@ -39,12 +38,10 @@ def main(argv=None):
     record = cli.setup_run(args)
     try:
         recognizer = load_recognizer(args.detector, args.classifier, args.data_dir,
-                                     device=args.device, backend=args.backend,
-                                     detection_threshold=args.detection_threshold,
-                                     class_threshold=args.class_threshold, tta=args.tta)
+                                     **cli.recognizer_settings(args))
         info = make_submission(recognizer, data_dir=args.data_dir, out_dir=args.out,
                                detections=args.detections, run_record=record)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ImportError) as e:
         sys.exit('error: {}'.format(e))
     logger.info('%d characters on %d pages: %s', info['characters'], info['pages'],
                 info['submission'])

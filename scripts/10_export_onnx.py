@@ -16,7 +16,7 @@ import sys
 
 from kr import cli
 from kr.classifier import load_classifier
-from kr.inference import load_detector
+from kr.detector import load_detector
 
 logger = logging.getLogger('10_export_onnx')
 

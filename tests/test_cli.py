@@ -7,11 +7,19 @@ import numpy as np
 from kr import cli
 
 
-def test_parse_device():
-    assert cli.parse_device('-1') == -1
-    assert cli.parse_device('0') == 0
-    assert cli.parse_device('@cupy:1') == '@cupy:1'
-    assert cli.parse_device(3) == 3
+def test_get_device_parses_the_flag_strings():
+    import chainer
+    from kr.devices import get_device
+    assert get_device('-1') == get_device(-1) == get_device(None) == chainer.get_device('@numpy')
+    try:
+        import cupy  # NOQA
+        has_cupy = True
+    except ImportError:
+        has_cupy = False
+    if not has_cupy:
+        import pytest
+        with pytest.raises(ValueError, match="device '0' needs CuPy.*--device -1"):
+            get_device('0')
 
 
 def test_data_args_default_and_env(monkeypatch):
@@ -52,6 +60,7 @@ def test_setup_run_without_output_folder(tmp_path):
 
 def test_progress_logs_without_terminal(caplog):
     import logging
-    caplog.set_level(logging.INFO, logger='kr.cli')
-    assert list(cli.progress(range(10), desc='pages', log_every=5)) == list(range(10))
+    from kr.progress import progress
+    caplog.set_level(logging.INFO, logger='kr.progress')
+    assert list(progress(range(10), desc='pages', log_every=5)) == list(range(10))
     assert [r.getMessage().split(' (')[0] for r in caplog.records] == ['pages 5/10', 'pages 10/10']

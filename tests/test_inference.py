@@ -8,12 +8,15 @@ import pytest
 from kr.detector import Res18UnetCenterNet
 from kr.inference import Character
 from kr.inference import load_detector
+from kr.inference import load_recognizer
 from kr.inference import PageRecognizer
 from kr.submission import characters_to_submission_labels
 
 
 class FakeDetector:
     """Returns fixed page boxes at any size, as Res18UnetCenterNet.detect does."""
+
+    min_side = 832
 
     def __init__(self, bboxes, scores):
         self.bboxes, self.scores, self.calls = np.asarray(bboxes, np.float32), np.asarray(scores, np.float32), 0
@@ -55,16 +58,41 @@ def test_recognize_thresholds_and_geometry():
     assert characters_to_submission_labels([]) == ''
 
 
+def test_class_threshold_is_inclusive_and_applied_once():
+    # The pseudo labels keep what the recognizer returns: its class threshold (0.9 for
+    # script 05) keeps a score equal to it and drops one just below.
+    detector = FakeDetector([[0, 0, 4, 4], [5, 5, 9, 9], [10, 10, 14, 14]], [0.9] * 3)
+    rec = PageRecognizer(detector, FakeClassifier([0, 1, 2], [0.89, 0.9, 0.99]), FakeMapping(),
+                         detection_threshold=0.5, class_threshold=0.9, tta=False)
+    chars = rec.recognize(np.zeros((32, 32, 3), np.uint8))
+    assert [c.class_score for c in chars] == [pytest.approx(0.9), pytest.approx(0.99)]
+
+
+def test_thresholds_by_family_name_and_range():
+    model = Res18UnetCenterNet(width=0.125)
+    clf = FakeClassifier([], [])
+    assert PageRecognizer(model, clf, FakeMapping()).detection_threshold == 0.57
+    assert PageRecognizer(model, clf, FakeMapping(),
+                          detection_threshold='default').detection_threshold == 0.62
+    with pytest.raises(ValueError, match="no 'best' threshold"):
+        PageRecognizer(model, clf, FakeMapping(), detection_threshold='best')
+    with pytest.raises(ValueError, match='class threshold is a probability'):
+        PageRecognizer(model, clf, FakeMapping(), class_threshold=1.5)
+    with pytest.raises(ValueError, match='FakeDetector is not a detector of any family'):
+        PageRecognizer(FakeDetector([], []), clf, FakeMapping())
+
+
 def test_empty_page():
     rec = PageRecognizer(FakeDetector(np.zeros((0, 4)), []), FakeClassifier([], []), FakeMapping(),
-                         tta=True)
+                         detection_threshold=0.57, tta=True)
     assert rec.recognize(np.zeros((64, 64, 3), np.uint8)) == []
 
 
 def test_recognize_dataset_uses_and_fills_the_cache():
     pages = [{'image': np.zeros((64, 48, 3), np.uint8), 'image_id': 'p{}'.format(i)} for i in range(3)]
     detector = FakeDetector([[1, 1, 9, 9]], [0.9])
-    rec = PageRecognizer(detector, FakeClassifier([1], [0.99]), FakeMapping(), tta=False)
+    rec = PageRecognizer(detector, FakeClassifier([1], [0.99]), FakeMapping(),
+                         detection_threshold=0.57, tta=False)
     cache = {'p1': (np.array([[2, 2, 4, 4], [5, 5, 6, 6]], np.float32),
                     np.array([0.7, 0.2], np.float32))}
     out = list(rec.recognize_dataset(pages, detections=cache))

@@ -10,71 +10,61 @@ from kr.datasets import KuzushijiPageDataset
 from kr.datasets import KuzushijiUnicodeMapping
 from kr.inference import Character
 from kr.pseudo_labels import make_pseudo_labels
-from kr.pseudo_labels import select_pseudo_labels
 from kr.submission import make_submission
 from kr.submission import read_detections
 from kr.submission import read_submission
 
 
 class OracleRecognizer:
-    """Recognises test pages from their ground truth; class scores alternate 0.95 / 0.6."""
+    """Recognises test pages from their ground truth; class scores alternate 0.95 / 0.6, and
+    only those at or above ``class_threshold`` are returned, as PageRecognizer does."""
 
-    detection_threshold, class_threshold, tta = 0.57, 0.5, True
+    detection_threshold, tta = 0.57, True
 
-    def __init__(self, data_dir, fail_on=None):
+    def __init__(self, data_dir, fail_on=None, class_threshold=0.5):
         self.truth = {}
         ds = KuzushijiPageDataset(data_dir, 'test')
         for image_id, bboxes, unicodes in zip(ds.ids, ds.bboxes, ds.unicodes):
             self.truth[image_id] = (bboxes, unicodes)
-        self.fail_on, self.seen, self.detected, self.cached = fail_on, [], [], []
+        self.fail_on, self.class_threshold = fail_on, class_threshold
+        self.seen, self.detected, self.cached = [], [], []
 
     def _chars(self, image_id):
         bboxes, unicodes = self.truth[image_id]
-        return [Character(u, chr(int(u[2:], 16)), tuple(float(v) for v in b),
-                          (float(b[0] + b[2]) / 2, float(b[1] + b[3]) / 2), 0.9,
-                          0.95 if n % 2 == 0 else 0.6)
-                for n, (b, u) in enumerate(zip(bboxes, unicodes))]
+        chars = [Character(u, chr(int(u[2:], 16)), tuple(float(v) for v in b),
+                           (float(b[0] + b[2]) / 2, float(b[1] + b[3]) / 2), 0.9,
+                           0.95 if n % 2 == 0 else 0.6)
+                 for n, (b, u) in enumerate(zip(bboxes, unicodes))]
+        return [c for c in chars if c.class_score >= self.class_threshold]
 
-    def recognize(self, image, detections=None):
-        self.cached.append(detections is not None)
-        image_id = self._identify(image)
-        if image_id == self.fail_on:
-            raise KeyboardInterrupt
-        self.seen.append(image_id)
-        return self._chars(image_id)
-
-    def recognize_dataset(self, dataset, detections=None, desc=''):
-        for i in range(len(dataset)):
+    def recognize_dataset(self, dataset, detections=None, indices=None, desc=''):
+        for i in (range(len(dataset)) if indices is None else indices):
             image_id = dataset.ids[i]
-            if detections is not None and image_id not in detections:
+            cached = detections is not None and image_id in detections
+            self.cached.append(cached)
+            if not cached:
                 self.detected.append(image_id)
-                bboxes = self.truth[image_id][0]
-                detections[image_id] = (bboxes, np.full(len(bboxes), 0.9, np.float32))
-            yield image_id, None, self._chars(image_id)
-
-    def _identify(self, image):
-        # pages differ in size and content: find the page by its pixels
-        for image_id, img in self.images.items():
-            if img.shape == image.shape and (img == image).all():
-                return image_id
-        raise AssertionError('unknown page')
+                if detections is not None:
+                    bboxes = self.truth[image_id][0]
+                    detections[image_id] = (bboxes, np.full(len(bboxes), 0.9, np.float32))
+            if image_id == self.fail_on:
+                raise KeyboardInterrupt
+            self.seen.append(image_id)
+            yield image_id, np.asarray(dataset[i]['image']), self._chars(image_id)
 
 
 @pytest.fixture
 def oracle(tiny_kaggle_dir):
-    rec = OracleRecognizer(tiny_kaggle_dir['data_dir'])
-    ds = KuzushijiPageDataset(tiny_kaggle_dir['data_dir'], 'test')
-    rec.images = {ds.ids[i]: np.asarray(ds[i]['image']) for i in range(len(ds))}
-    return rec
+    return OracleRecognizer(tiny_kaggle_dir['data_dir'])
 
 
-def test_select_pseudo_labels():
-    chars = [Character('U+3042', 'あ', (0, 0, 1, 1), (0.5, 0.5), 0.9, s) for s in (0.89, 0.9, 0.99)]
-    assert [c.class_score for c in select_pseudo_labels(chars)] == [0.9, 0.99]
-    assert select_pseudo_labels([], 0.5) == []
+@pytest.fixture
+def pseudo_oracle(tiny_kaggle_dir):
+    return OracleRecognizer(tiny_kaggle_dir['data_dir'], class_threshold=0.9)
 
 
-def test_pseudo_labels_resume_without_duplicates(tiny_kaggle_dir, oracle, tmp_path):
+def test_pseudo_labels_resume_without_duplicates(tiny_kaggle_dir, pseudo_oracle, tmp_path):
+    oracle = pseudo_oracle
     data_dir, out = tiny_kaggle_dir['data_dir'], str(tmp_path / 'pseudo')
     ids = KuzushijiPageDataset(data_dir, 'test').ids
     oracle.fail_on = ids[1]
@@ -87,6 +77,7 @@ def test_pseudo_labels_resume_without_duplicates(tiny_kaggle_dir, oracle, tmp_pa
     summary = make_pseudo_labels(oracle, data_dir, out)
     assert oracle.seen == [ids[0], ids[1], ids[2]]  # page 0 was not recognised twice
     assert summary['pages'] == 3 and summary['pages_resumed'] == 1
+    assert summary['threshold'] == 0.9
     records = json.load(open(os.path.join(out, 'pseudo_labels.json'), encoding='utf-8'))
     n_expected = sum((len(oracle.truth[i][1]) + 1) // 2 for i in ids)  # every second one is >= 0.9
     assert len(records) == summary['labels'] == n_expected
@@ -128,7 +119,8 @@ def test_make_submission_scores_and_caches(tiny_kaggle_dir, oracle, tmp_path):
     assert read_detections(str(tmp_path / 'sub2' / 'detection.csv')).keys() == read_detections(cache).keys()
 
 
-def test_pseudo_labels_reuse_a_detection_cache(tiny_kaggle_dir, oracle, tmp_path):
+def test_pseudo_labels_reuse_a_detection_cache(tiny_kaggle_dir, pseudo_oracle, tmp_path):
+    oracle = pseudo_oracle
     from kr.submission import write_detections
     data_dir = tiny_kaggle_dir['data_dir']
     ids = KuzushijiPageDataset(data_dir, 'test').ids

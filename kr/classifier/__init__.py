@@ -3,13 +3,16 @@ from kr.classifier.base import ClassifierBase  # NOQA
 from kr.classifier.base import CLASSIFY_BATCH_SIZE  # NOQA
 from kr.classifier.mobilenetv3 import MobileNetV3  # NOQA
 from kr.classifier.registry import build_classifier  # NOQA
+from kr.classifier.registry import class_table_path  # NOQA
+from kr.classifier.registry import classifier_architecture  # NOQA
 from kr.classifier.registry import CLASSIFIERS  # NOQA
+from kr.classifier.registry import load_class_table  # NOQA
 from kr.classifier.registry import load_classifier  # NOQA
 from kr.classifier.resnet import Resnet18  # NOQA
 from kr.classifier.resnet import Resnet34  # NOQA
 from kr.classifier.resnet import Resnet50  # NOQA
 from kr.classifier.training import make_datasets  # NOQA
-from kr.classifier.training import run_classifier_training  # NOQA
+from kr.classifier.training import train_classifier_chain  # NOQA
 from kr.classifier.training import train_classifier  # NOQA
 from kr.classifier.transforms import ClassifierTransform  # NOQA
 from kr.classifier.transforms import CLASSIFY_PAD_RATIO  # NOQA

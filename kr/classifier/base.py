@@ -5,6 +5,7 @@ import chainer.functions as F
 import numpy as np
 
 from kr.bbox import padded_square_boxes
+from kr.classifier.layers import make_divisible
 from kr.classifier.transforms import CLASSIFY_PAD_RATIO
 from kr.classifier.transforms import crop_resize
 from kr.classifier.transforms import INPUT_SIZE
@@ -128,6 +129,11 @@ class ClassifierBase(chainer.Chain):
         self.out_ch = out_ch
         self.width = width
         self.input_size = int(input_size)
+
+    def scaled(self, channels: int) -> int:
+        """A layer's channel count at this network's ``width`` (multiples of 8, as the
+        MobileNet family rounds them)."""
+        return make_divisible(channels * self.width)
 
     def forward(self, x):
         raise NotImplementedError

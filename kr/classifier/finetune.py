@@ -1,20 +1,25 @@
 """Finetuning a trained classifier on trainval crops plus pseudo labels (SPEC section 5)."""
 
-import json
 import logging
 import os
 
 import chainer
 import numpy as np
 
+from kr.classifier.registry import load_class_table
 from kr.classifier.registry import load_classifier
-from kr.classifier.training import run_classifier_training
+from kr.classifier.registry import save_class_table
+from kr.classifier.training import BATCH_SIZE
+from kr.classifier.training import train_classifier_chain
+from kr.classifier.training import VAL_SAMPLES
+from kr.classifier.training import WEIGHT_DECAY
 from kr.classifier.transforms import ClassifierTransform
-from kr.cli import default_crop_dir
 from kr.datasets.char_crop import KuzushijiCharCropDataset
+from kr.datasets.char_crop import PSEUDO_LABELS_JSON
+from kr.datasets.layout import default_crop_dir
 from kr.datasets.sampling import MixtureSampler
-from kr.datasets.unicode_mapping import KuzushijiUnicodeMapping
-from kr.pseudo_labels import PSEUDO_LABELS_JSON
+from kr.runs import seed_everything
+from kr.training import check_resume
 
 logger = logging.getLogger(__name__)
 
@@ -26,80 +31,70 @@ TRAINVAL_PER_EPOCH = 20000
 PSEUDO_PER_EPOCH = 10000
 LR_DROP_POINTS = (0.5,)
 SNAPSHOT_INTERVAL = 10
-#: Keys of a classifier run's args.json that rebuild its architecture.
-ARCHITECTURE_KEYS = ('model', 'n_classes', 'width', 'input_size')
 
-#: ``--preset`` settings of script 06; ``demo`` is sized like script 04's demo preset.
+#: ``--preset`` settings of script 06 (see :func:`kr.training.resolve_preset`): ``full`` is
+#: :func:`finetune_classifier`'s defaults (the SPEC's); ``demo`` is sized like script 04's
+#: demo preset.
 PRESETS = {
-    'full': {'epoch': EPOCHS, 'batchsize': 192, 'lr': LR, 'trainval_per_epoch':
-             TRAINVAL_PER_EPOCH, 'pseudo_per_epoch': PSEUDO_PER_EPOCH,
-             'snapshot_interval': SNAPSHOT_INTERVAL, 'eval_interval': SNAPSHOT_INTERVAL,
-             'log_interval': 100},
-    'demo': {'epoch': 8, 'batchsize': 64, 'lr': LR, 'trainval_per_epoch': 2000,
-             'pseudo_per_epoch': 1000, 'snapshot_interval': 4, 'eval_interval': 4,
-             'log_interval': 10},
+    'full': {},
+    'demo': {'epoch': 8, 'batchsize': 64, 'trainval_per_epoch': 2000, 'pseudo_per_epoch': 1000,
+             'snapshot_interval': 4, 'eval_interval': 4, 'log_interval': 10},
 }
 
 
-def pretrained_architecture(pretrained: str) -> dict:
-    """``model``, ``n_classes``, ``width`` and ``input_size`` of the run that wrote ``pretrained``.
-
-    Raises:
-        FileNotFoundError: No ``args.json`` beside the weights.
-    """
-    args_path = os.path.join(os.path.dirname(os.path.abspath(pretrained)), 'args.json')
-    if not os.path.isfile(args_path):
-        raise FileNotFoundError('{} not found: the classifier run that wrote {} records its '
-                                'architecture there'.format(args_path, pretrained))
-    with open(args_path, encoding='utf-8') as f:
-        args = json.load(f)
-    return {k: args.get(k) for k in ARCHITECTURE_KEYS}
-
-
-def finetune_classifier(pretrained: str, pseudo_labels_dir: str, data_dir: str, out: str,
+def finetune_classifier(pretrained: str, pseudo_labels_dir: str, out: str, data_dir: str = None,
                         crop_dir: str = None, cv_index: int = 0, device=-1,
-                        epoch: int = EPOCHS, iterations: int = None, batchsize: int = 192,
-                        lr: float = LR, weight_decay: float = 1e-4,
+                        epoch: int = EPOCHS, iterations: int = None,
+                        batchsize: int = BATCH_SIZE, lr: float = LR,
+                        weight_decay: float = WEIGHT_DECAY,
                         trainval_per_epoch: int = TRAINVAL_PER_EPOCH,
                         pseudo_per_epoch: int = PSEUDO_PER_EPOCH, resume: str = None,
-                        loaderjob: int = None, seed: int = None,
+                        workers: int = None, seed: int = None,
                         snapshot_interval: int = SNAPSHOT_INTERVAL,
-                        eval_interval: int = SNAPSHOT_INTERVAL, val_samples: int = 20000,
-                        log_interval: int = 100) -> dict:
+                        eval_interval: int = SNAPSHOT_INTERVAL, val_samples: int = VAL_SAMPLES,
+                        log_interval: int = 100, comm=None):
     """Continue training a classifier on every labelled crop plus the pseudo-label crops.
 
     An epoch draws ``trainval_per_epoch`` crops of script 02's ``trainval`` index and
     ``pseudo_per_epoch`` crops of script 05's ``pseudo_labels.json`` (light augmentation:
     colour only); the lr drops once, at half of the run. Validation reports accuracy on the
     fold's val crops, which are part of trainval: it shows fit, not generalisation (score
-    the test pages with script 07 for that). What is written to ``out`` is described in
-    :func:`kr.classifier.training.run_classifier_training`.
+    the test pages with script 07 for that). The class table is the pretrained run's,
+    copied into ``out``; the rest of ``out`` is the training assembler's
+    (:func:`kr.training.train`).
 
     Args:
         pretrained: ``model_<epoch>.npz`` of script 04 (``args.json`` beside it).
         pseudo_labels_dir: Output folder of script 05.
-        data_dir: Kaggle-layout folder (the class table).
-        out: Output folder (must exist).
+        out: Output folder.
+        data_dir: Kaggle-layout folder: checked against the pretrained run's class table
+            (and its table used for runs that carry none); its crops are the default
+            ``crop_dir``.
         crop_dir: Crops of script 02 (default ``<data_dir>-crops``).
         cv_index: Fold whose val crops are reported.
-        device, epoch, iterations, batchsize, lr, weight_decay, resume, loaderjob,
-        snapshot_interval, eval_interval, log_interval: As in
-            :func:`~kr.classifier.training.run_classifier_training`.
+        device, epoch, iterations, batchsize, lr, weight_decay, resume, workers,
+        snapshot_interval, eval_interval, log_interval, comm: As in
+            :func:`~kr.classifier.training.train_classifier_chain`.
         trainval_per_epoch: Trainval crops per epoch.
         pseudo_per_epoch: Pseudo-label crops per epoch.
-        seed: Seed of the sampler and the transforms.
+        seed: Seed of the sampler, the transforms and the dropout.
         val_samples: Validation crops used (a fixed subset).
 
+    Returns:
+        kr.training.TrainingResult
+
     Raises:
-        FileNotFoundError: A missing model, args.json, index or crop.
-        ValueError: The class table does not match the model.
+        FileNotFoundError: A missing model, args.json, class table, index or crop.
+        ValueError: The data folder's class table differs from the model's.
     """
-    crop_dir = crop_dir or default_crop_dir(data_dir)
-    mapping = KuzushijiUnicodeMapping(data_dir)
-    arch = pretrained_architecture(pretrained)
-    if arch['n_classes'] is not None and int(arch['n_classes']) != len(mapping):
-        raise ValueError('{} has {} classes but {} lists {}'.format(
-            pretrained, arch['n_classes'], mapping.path, len(mapping)))
+    if crop_dir is None:
+        if data_dir is None:
+            raise ValueError('give crop_dir (--crop-dir) or data_dir (--data-dir)')
+        crop_dir = default_crop_dir(data_dir)
+    check_resume(resume)
+    mapping = load_class_table(pretrained, data_dir)
+    if seed is not None:
+        seed_everything(seed)
     predictor = load_classifier(pretrained)
     size = predictor.input_size
     light = ClassifierTransform(size, train=True, augment=True, light=True, seed=seed)
@@ -111,7 +106,7 @@ def finetune_classifier(pretrained: str, pseudo_labels_dir: str, data_dir: str, 
         logger.warning('%s holds no pseudo labels: finetuning on trainval crops only',
                        pseudo.index_path)
         pseudo_per_epoch = 0
-    train = chainer.datasets.ConcatenatedDataset(
+    train_set = chainer.datasets.ConcatenatedDataset(
         chainer.datasets.TransformDataset(trainval, light),
         chainer.datasets.TransformDataset(pseudo, light))
     val = chainer.datasets.TransformDataset(val, ClassifierTransform(size, train=False))
@@ -122,9 +117,10 @@ def finetune_classifier(pretrained: str, pseudo_labels_dir: str, data_dir: str, 
                              random_state=np.random.RandomState(seed))
     logger.info('finetuning %s: %d trainval + %d pseudo-label crops (%d + %d an epoch)',
                 pretrained, len(trainval), len(pseudo), trainval_per_epoch, pseudo_per_epoch)
-    return run_classifier_training(
-        predictor, train, val, out, order_sampler=sampler, device=device, epoch=epoch,
+    save_class_table(mapping, out)
+    return train_classifier_chain(
+        predictor, train_set, val, out, order_sampler=sampler, device=device, epoch=epoch,
         iterations=iterations, batchsize=batchsize, lr=lr, weight_decay=weight_decay,
-        lr_drop_points=LR_DROP_POINTS, resume=resume, loaderjob=loaderjob,
+        lr_drop_points=LR_DROP_POINTS, workers=workers, resume=resume,
         snapshot_interval=snapshot_interval, eval_interval=eval_interval,
-        log_interval=log_interval)
+        log_interval=log_interval, comm=comm)

@@ -6,13 +6,13 @@ import chainer.links as L
 
 from kr.classifier.base import ClassifierBase
 from kr.classifier.layers import ClassifierHead
-from kr.classifier.layers import ConvBN
 from kr.classifier.layers import global_average_pool
 from kr.classifier.layers import hard_sigmoid
 from kr.classifier.layers import hard_swish
-from kr.classifier.layers import identity
 from kr.classifier.layers import make_divisible
 from kr.classifier.transforms import INPUT_SIZE
+from kr.links import ConvBN
+from kr.links import identity
 
 #: Bottlenecks of MobileNetV3-Large (arXiv:1905.02244, Table 1; SPEC section 4):
 #: ``(in, expand, out, kernel, stride, squeeze-excite, activation)``; RE = ReLU, HS = h-swish.
@@ -112,12 +112,9 @@ class MobileNetV3(ClassifierBase):
     def __init__(self, out_ch: int, width: float = 1.0, input_size: int = INPUT_SIZE,
                  dropout_ratio: float = DROPOUT_RATIO):
         super().__init__(out_ch, width, input_size)
-
-        def ch(c):
-            return make_divisible(c * width)
-
+        ch = self.scaled
         last_ch = ch(LAST_CONV_CH)
-        head_ch = max(HEAD_CH, make_divisible(HEAD_CH * width))
+        head_ch = max(HEAD_CH, ch(HEAD_CH))
         with self.init_scope():
             self.stem = ConvBN(3, ch(STEM_CH), 3, 2, activation=hard_swish)
             self.blocks = chainer.ChainList(*[

@@ -9,11 +9,11 @@ import chainer.functions as F
 
 from kr.classifier.base import ClassifierBase
 from kr.classifier.layers import ClassifierHead
-from kr.classifier.layers import ConvBN
 from kr.classifier.layers import global_average_pool
-from kr.classifier.layers import identity
-from kr.classifier.layers import make_divisible
 from kr.classifier.transforms import INPUT_SIZE
+from kr.links import BasicBlock
+from kr.links import ConvBN
+from kr.links import identity
 
 #: Stage widths (the basic block's output; a bottleneck's inner width) and strides.
 STAGE_CHANNELS = (64, 128, 256, 512)
@@ -24,24 +24,6 @@ BOTTLENECK_EXPANSION = 4
 #: Dropout before the class layer: the second seed names dropout without a ratio; 0.5 is
 #: our choice, the usual one before a wide softmax layer.
 DROPOUT_RATIO = 0.5
-
-
-class BasicBlock(chainer.Chain):
-    """Two 3x3 conv + BN (ReLU between), added to the input or its 1x1 conv + BN projection."""
-
-    expansion = 1
-
-    def __init__(self, in_ch: int, ch: int, stride: int = 1):
-        super().__init__()
-        with self.init_scope():
-            self.conv1 = ConvBN(in_ch, ch, 3, stride)
-            self.conv2 = ConvBN(ch, ch, 3, activation=identity)
-            self.shortcut = (ConvBN(in_ch, ch, 1, stride, activation=identity)
-                             if stride != 1 or in_ch != ch else None)
-
-    def forward(self, x):
-        h = self.conv2(self.conv1(x))
-        return F.relu(h + (x if self.shortcut is None else self.shortcut(x)))
 
 
 class Bottleneck(chainer.Chain):
@@ -82,17 +64,17 @@ class ResNet(ClassifierBase):
     def __init__(self, out_ch: int, block, n_blocks, width: float = 1.0,
                  input_size: int = INPUT_SIZE, dropout_ratio: float = DROPOUT_RATIO):
         super().__init__(out_ch, width, input_size)
-        in_ch = make_divisible(STEM_CH * width)
+        in_ch = self.scaled(STEM_CH)
         stages = []
         for ch, stride, n in zip(STAGE_CHANNELS, STAGE_STRIDES, n_blocks):
-            ch = make_divisible(ch * width)
+            ch = self.scaled(ch)
             blocks = []
             for i in range(n):
                 blocks.append(block(in_ch, ch, stride if i == 0 else 1))
                 in_ch = ch * block.expansion
             stages.append(chainer.Sequential(*blocks))
         with self.init_scope():
-            self.stem = ConvBN(3, make_divisible(STEM_CH * width), 7, 2)
+            self.stem = ConvBN(3, self.scaled(STEM_CH), 7, 2)
             self.stages = chainer.ChainList(*stages)
             self.head = ClassifierHead(in_ch, out_ch, dropout_ratio)
 

@@ -14,11 +14,10 @@ from kr.functions import BatchNormalization
 from kr.functions import depthwise_convolution_2d
 from kr.functions import pointwise_convolution_2d
 from kr.classifier.layers import ClassifierHead
-from kr.classifier.layers import ConvBN
 from kr.classifier.layers import global_average_pool
-from kr.classifier.layers import identity
-from kr.classifier.layers import make_divisible
 from kr.classifier.transforms import INPUT_SIZE
+from kr.links import ConvBN
+from kr.links import identity
 
 #: Channels of the paper's flows (Figure 5).
 ENTRY_CONV_CH = (32, 64)
@@ -88,22 +87,14 @@ class Xception(ClassifierBase):
     dropout and FC. Padding keeps sizes (the paper's first conv is unpadded), so a 112 x 112
     crop ends at 4 x 4.
 
-    Args:
-        out_ch: Number of classes.
-        width: Channel multiplier (rounded to multiples of 8).
-        input_size: Side of the crops ``classify`` feeds (the network takes any size).
-        dropout_ratio: Dropout before the class layer.
-
-    Forward: ``(N, 3, H, W)`` float32 normalised images -> ``(N, out_ch)`` float32 logits.
+    Arguments and forward as :class:`~kr.classifier.MobileNetV3` (``width`` scales every
+    flow, rounded to multiples of 8).
     """
 
     def __init__(self, out_ch: int, width: float = 1.0, input_size: int = INPUT_SIZE,
                  dropout_ratio: float = DROPOUT_RATIO):
         super().__init__(out_ch, width, input_size)
-
-        def ch(c):
-            return make_divisible(c * width)
-
+        ch = self.scaled
         c1, c2 = (ch(c) for c in ENTRY_CONV_CH)
         blocks = []
         in_ch = c2

@@ -13,6 +13,9 @@ from kr.datasets.labels import format_labels  # NOQA
 from kr.datasets.labels import parse_labels  # NOQA
 from kr.datasets.labels import read_labels_csv  # NOQA
 from kr.datasets.labels import write_labels_csv  # NOQA
+from kr.datasets.layout import default_crop_dir  # NOQA
+from kr.datasets.layout import default_split_dir  # NOQA
+from kr.datasets.layout import split_csv_path  # NOQA
 from kr.datasets.sampling import BalancedSampler  # NOQA
 from kr.datasets.sampling import make_sampler  # NOQA
 from kr.datasets.sampling import RandomSampler  # NOQA

@@ -25,20 +25,24 @@ import numpy as np
 from kr import fileio
 from kr.bbox import padded_square_boxes
 from kr.bbox import round_boxes_outward
-from kr.cli import default_split_dir
-from kr.cli import progress
 from kr.datasets.image import background_color
 from kr.datasets.image import crop_with_fill
 from kr.datasets.image import load_image
 from kr.datasets.image import to_array
 from kr.datasets.kuzushiji import KuzushijiPageDataset
 from kr.datasets.labels import read_labels_csv
+from kr.datasets.layout import default_split_dir
+from kr.datasets.layout import split_csv_path
+from kr.datasets.layout import split_folds
+from kr.progress import progress
 
 logger = logging.getLogger(__name__)
 
 #: Margin around a character, as a fraction of its longer side (the original's crop script).
 CROP_PAD_RATIO = 0.2
 CHAR_IMAGE_DIR = 'char_images'
+#: The crop index of the pseudo labels written by script 05 (read by the finetuning).
+PSEUDO_LABELS_JSON = 'pseudo_labels.json'
 CROP_SPLITS = ('trainval', 'train', 'val')
 
 
@@ -110,7 +114,7 @@ def crop_characters(data_dir: str, out_dir: str, split_dir: str = None, workers:
             one ``train-<k>.json`` / ``val-<k>.json`` pair is written per fold found.
         workers: Processes cutting pages in parallel (1: in this process).
         overwrite: Replace an existing ``out_dir``.
-        run_record: Written as ``args.json`` inside the folder (see :func:`kr.cli.run_record`).
+        run_record: Written as ``args.json`` inside the folder (see :func:`kr.runs.run_record`).
 
     Returns:
         dict: ``{'pages', 'crops', 'indexes': {name: n_records}}``.
@@ -121,11 +125,7 @@ def crop_characters(data_dir: str, out_dir: str, split_dir: str = None, workers:
     """
     split_dir = split_dir or default_split_dir(data_dir)
     pages = KuzushijiPageDataset(data_dir, 'trainval', skip_unlabeled=True)
-    folds = []
-    k = 0
-    while os.path.isfile(os.path.join(split_dir, 'train-{}.csv'.format(k))):
-        folds.append(k)
-        k += 1
+    folds = split_folds(split_dir)
     if not folds:
         raise FileNotFoundError('no fold CSVs (train-0.csv ...) in {}: run '
                                 'scripts/01_split_train_val.py --data-dir {} first'.format(
@@ -146,8 +146,7 @@ def crop_characters(data_dir: str, out_dir: str, split_dir: str = None, workers:
         indexes = {'trainval': [r for i in pages.ids for r in records[i]]}
         for k in folds:
             for split in ('train', 'val'):
-                ids = [r[0] for r in read_labels_csv(
-                    os.path.join(split_dir, '{}-{}.csv'.format(split, k)))]
+                ids = [r[0] for r in read_labels_csv(split_csv_path(split_dir, split, k))]
                 indexes['{}-{}'.format(split, k)] = [r for i in ids for r in records.get(i, [])]
         for name, recs in indexes.items():
             fileio.write_json(os.path.join(root, name + '.json'), recs, indent=None)

@@ -15,10 +15,11 @@ import os
 
 import chainer
 
-from kr.cli import default_split_dir
 from kr.datasets.image import load_image
 from kr.datasets.labels import parse_labels
 from kr.datasets.labels import read_labels_csv
+from kr.datasets.layout import default_split_dir
+from kr.datasets.layout import split_csv_path
 
 #: Splits of :class:`KuzushijiPageDataset`.
 SPLITS = ('trainval', 'train', 'val', 'test')
@@ -34,11 +35,6 @@ def check_data_dir(data_dir: str) -> None:
             'data folder {} not found: download the Kaggle "Kuzushiji Recognition" data into '
             'it, or build a synthetic set with scripts/00_make_synthetic_dataset.py --out {} '
             '(or pass --data-dir)'.format(data_dir, data_dir))
-
-
-def split_csv_path(split_dir: str, split: str, cv_index: int) -> str:
-    """``<split_dir>/<split>-<cv_index>.csv``."""
-    return os.path.join(split_dir, '{}-{}.csv'.format(split, cv_index))
 
 
 def _test_ids(data_dir):

@@ -14,17 +14,91 @@ UNICODE_PATTERN = re.compile(r'^U\+[0-9A-F]{4,6}$')
 TOKENS_PER_BOX = 5
 
 
-def _where(source, line, image_id):
+def describe_place(source: str = None, line: int = None, image_id: str = None) -> str:
+    """Where a labels field comes from, for messages: ``"train.csv:7, image_id 'p1'"``."""
     parts = []
-    if source:
-        parts.append(source if line is None else '{}:{}'.format(source, line))
+    if source is not None:
+        parts.append(str(source) if line is None else '{}:{}'.format(source, line))
     if image_id is not None:
-        parts.append('image_id {}'.format(image_id))
-    return ' '.join(parts) + ': ' if parts else ''
+        parts.append('image_id {!r}'.format(image_id))
+    return ', '.join(parts) if parts else 'labels'
+
+
+def _is_missing(labels) -> bool:
+    """True for ``None`` and NumPy/pandas missing-value scalars (NaN)."""
+    if labels is None:
+        return True
+    try:
+        return bool(labels != labels)  # NaN, pd.NA-like floats
+    except (TypeError, ValueError):
+        return False
+
+
+def _first_bad_number(tokens, n_tokens: int, where: str):
+    """The error for the first number token that :func:`float` rejects, or None."""
+    for i, token in enumerate(tokens):
+        if i % n_tokens == 0:
+            continue
+        try:
+            float(token)
+        except ValueError:
+            k = i // n_tokens
+            return ValueError('{}: character {} ({!r}): coordinate {!r} is not a number'.format(
+                where, k, tokens[k * n_tokens], token))
+    return None
+
+
+def split_label_groups(labels, n_tokens: int, where: str = 'labels'):
+    """Split a labels field into groups of ``n_tokens``: a class token, then numbers.
+
+    The one tokenizer of both label formats (train.csv's ``U+XXXX x y w h``, a submission's
+    ``U+XXXX x y``). It is as lenient as the competition's public scorer: any run of
+    whitespace separates tokens, numbers are whatever :func:`float` reads (``12``, ``12.5``,
+    ``1e3``, ``nan``), class tokens are not checked; :func:`parse_labels` adds the checks.
+
+    Args:
+        labels: The field; empty, whitespace-only, ``None`` or NaN means no characters.
+        n_tokens: Tokens per character.
+        where: The field's place for messages (:func:`describe_place`).
+
+    Returns:
+        tuple: ``tokens`` (the list of all tokens, ``N x n_tokens``) and ``values``
+        (float64 ``(N, n_tokens - 1)``, the numbers).
+
+    Raises:
+        ValueError: Not a string, a token count that is not a multiple of ``n_tokens``, or
+            a number :func:`float` rejects (the token is named).
+    """
+    if not isinstance(labels, str):
+        if _is_missing(labels):
+            labels = ''
+        else:
+            raise ValueError('{}: labels must be a string, got {!r}'.format(where, labels))
+    tokens = labels.split()
+    n, rest = divmod(len(tokens), n_tokens)
+    if rest:
+        # A misplaced or missing token usually shifts a label into a coordinate slot;
+        # name that token when there is one, else the incomplete tail.
+        error = _first_bad_number(tokens[:n * n_tokens], n_tokens, where)
+        detail = (str(error) if error is not None else
+                  '{}: incomplete character at the end: {!r}'.format(
+                      where, ' '.join(tokens[n * n_tokens:])))
+        raise ValueError('{} ({} tokens, not a multiple of {}: expected "{}" groups)'.format(
+            detail, len(tokens), n_tokens,
+            'U+XXXX ' + ' '.join('xywh'[:n_tokens - 1]) if n_tokens == TOKENS_PER_BOX
+            else 'U+XXXX x y'))
+    values = np.empty((n, n_tokens - 1), dtype=np.float64)
+    try:
+        for j in range(1, n_tokens):
+            values[:, j - 1] = np.fromiter(map(float, tokens[j::n_tokens]), dtype=np.float64,
+                                           count=n)
+    except ValueError:
+        raise _first_bad_number(tokens, n_tokens, where) from None
+    return tokens, values
 
 
 def parse_labels(labels: str, image_id: str = None, source: str = None, line: int = None):
-    """Parse one train.csv ``labels`` field.
+    """Parse one train.csv ``labels`` field, strictly.
 
     Args:
         labels: ``"U+XXXX x y w h ..."``; empty or whitespace for a page without labels.
@@ -39,31 +113,20 @@ def parse_labels(labels: str, image_id: str = None, source: str = None, line: in
             ``U+XXXX``, or a number is not a finite number or a size is negative; the
             message names the file, line, image_id and token.
     """
-    tokens = labels.split() if labels else []
-    where = _where(source, line, image_id)
-    if len(tokens) % TOKENS_PER_BOX:
-        raise ValueError('{}malformed labels: {} tokens is not a multiple of {} '
-                         '("U+XXXX x y w h" per character); last group: {!r}'.format(
-                             where, len(tokens), TOKENS_PER_BOX,
-                             ' '.join(tokens[-(len(tokens) % TOKENS_PER_BOX):])))
+    where = describe_place(source, line, image_id)
+    tokens, values = split_label_groups(labels, TOKENS_PER_BOX, where)
     unicodes = tokens[0::TOKENS_PER_BOX]
     for u in unicodes:
         if not UNICODE_PATTERN.match(u):
-            raise ValueError('{}malformed labels: {!r} is not a unicode token like '
+            raise ValueError('{}: malformed labels: {!r} is not a unicode token like '
                              "'U+304A'".format(where, u))
-    values = np.empty((len(unicodes), 4), dtype=np.float64)
-    for i in range(len(unicodes)):
-        for j in range(4):
-            tok = tokens[i * TOKENS_PER_BOX + 1 + j]
-            try:
-                v = float(tok)
-            except ValueError:
-                v = np.nan
-            if not np.isfinite(v) or (j >= 2 and v < 0):
-                raise ValueError('{}malformed labels: {!r} (the {} of {}) is not a {}number'
-                                 .format(where, tok, 'xywh'[j], unicodes[i],
-                                         'non-negative ' if j >= 2 else ''))
-            values[i, j] = v
+    bad = ~np.isfinite(values)
+    bad[:, 2:] |= values[:, 2:] < 0
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError('{}: malformed labels: {!r} (the {} of {}) is not a {}number'.format(
+            where, tokens[i * TOKENS_PER_BOX + 1 + j], 'xywh'[j], unicodes[i],
+            'non-negative ' if j >= 2 else 'finite '))
     bboxes = np.concatenate([values[:, :2], values[:, :2] + values[:, 2:]], axis=1)
     return unicodes, bboxes.astype(np.float32)
 

@@ -8,9 +8,9 @@ import re
 import numpy as np
 
 from kr.datasets.kuzushiji import check_data_dir
-from kr.datasets.kuzushiji import split_csv_path
 from kr.datasets.labels import read_labels_csv
 from kr.datasets.labels import write_labels_csv
+from kr.datasets.layout import split_csv_path
 
 logger = logging.getLogger(__name__)
 

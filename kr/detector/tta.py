@@ -3,16 +3,15 @@
 Every wrapper has ``detect(image, score_threshold=None) -> (bboxes, scores)`` like the
 detector it wraps (``(R, 4)`` float32 ``x_min y_min x_max y_max`` page pixels and ``(R,)``
 float32 scores, NumPy), so wrappers and models are interchangeable in the pipeline.
-The wrapped detector must accept ``detect(image, min_side=..., score_threshold=...)``, as
-``Res18UnetCenterNet`` does.
+The wrapped detector must accept ``detect(image, min_side=..., score_threshold=...)`` and
+name its standard input size ``min_side``, as every detector family and backend does.
 """
 
 import chainer
 import numpy as np
 
 from kr.bbox import iou_matrix
-from kr.datasets import to_array
-from kr.detector.centernet.transforms import IMAGE_MIN_SIDE
+from kr.datasets.image import to_array
 from kr.detector.nms import non_maximum_suppression
 
 #: Mean character size ((w + h) / 2, pixels at shorter side 832) that adaptive scaling aims at.
@@ -26,6 +25,8 @@ VOTING_IOU_THRESHOLD = 0.5
 #: Bounds of the adaptive scale, a guard against a first pass that found only specks (or
 #: huge blots), which would otherwise ask for an enormous (or tiny) network input.
 ADAPTIVE_SCALE_RANGE = (0.5, 2.0)
+#: ``min_side`` meaning the wrapped detector's own standard size (``detector.min_side``).
+STANDARD_SIZE = 'standard'
 
 
 def bbox_voting(bboxes, scores, nms_threshold: float = VOTING_NMS_THRESHOLD,
@@ -69,13 +70,14 @@ class ScaledDetector:
 
     Args:
         detector: Model with ``detect(image, min_side=..., score_threshold=...)``.
-        min_side: Shorter side of the network input (``None``: the image's own size,
-            rounded to multiples of 32).
+        min_side: Shorter side of the network input: :data:`STANDARD_SIZE` (the
+            detector's own ``min_side``), a number of pixels, or ``None`` (the image's own
+            size, rounded to multiples of 32).
     """
 
-    def __init__(self, detector, min_side=IMAGE_MIN_SIDE):
+    def __init__(self, detector, min_side=STANDARD_SIZE):
         self.detector = detector
-        self.min_side = min_side
+        self.min_side = detector.min_side if min_side == STANDARD_SIZE else min_side
 
     def detect(self, image, score_threshold: float = None):
         """Detect at the fixed scale; see the module docstring for the return value."""
@@ -128,19 +130,20 @@ class AdaptiveScaleDetector:
     Args:
         detector: Model with ``detect(image, min_side=..., score_threshold=...)``.
         target_size: Wanted mean character size in network-input pixels.
-        base_min_side: Shorter side of the first pass.
+        base_min_side: Shorter side of the first pass (default: the detector's standard
+            ``min_side``).
         scales: Factors around the adaptive scale.
         nms_threshold: IoU of the voting's base-box NMS.
         vote_threshold: IoU to take part in a vote.
     """
 
     def __init__(self, detector, target_size: float = TARGET_CHAR_SIZE,
-                 base_min_side: int = IMAGE_MIN_SIDE, scales=TTA_SCALES,
+                 base_min_side: int = None, scales=TTA_SCALES,
                  nms_threshold: float = VOTING_NMS_THRESHOLD,
                  vote_threshold: float = VOTING_IOU_THRESHOLD):
         self.detector = detector
         self.target_size = target_size
-        self.base_min_side = base_min_side
+        self.base_min_side = detector.min_side if base_min_side is None else base_min_side
         self.scales = tuple(scales)
         self.nms_threshold = nms_threshold
         self.vote_threshold = vote_threshold

@@ -24,10 +24,13 @@ check when the other side of the page was empty).
 import dataclasses
 import logging
 import os
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
+
+from kr.datasets.labels import describe_place
+from kr.datasets.labels import split_label_groups
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +49,6 @@ MAX_IDS_IN_ERROR = 5
 TableLike = Union[pd.DataFrame, str, os.PathLike]
 
 
-def _where(image_id: str = None, source: str = None) -> str:
-    """Describe the place of a label string for error messages."""
-    parts = []
-    if source is not None:
-        parts.append(str(source))
-    if image_id is not None:
-        parts.append('image_id {!r}'.format(image_id))
-    return ', '.join(parts) if parts else 'labels'
-
-
 def _is_missing(labels) -> bool:
     """True for ``None`` and pandas/NumPy missing-value scalars (NaN, ``pd.NA``)."""
     if labels is None:
@@ -66,53 +59,11 @@ def _is_missing(labels) -> bool:
         return False
 
 
-def _tokens(labels, image_id: str, source: str) -> List[str]:
-    """Split a labels field on whitespace; empty/missing fields give ``[]``."""
-    if not isinstance(labels, str):
-        if _is_missing(labels):
-            return []
-        raise ValueError('{}: labels must be a string, got {!r}'.format(
-            _where(image_id, source), labels))
-    return labels.split()
-
-
-def _bad_number(tokens: List[str], n_tokens: int, where: str) -> Optional[ValueError]:
-    """The error for the first coordinate token that float() rejects, or None."""
-    for i, token in enumerate(tokens):
-        if i % n_tokens == 0:
-            continue
-        try:
-            float(token)
-        except ValueError:
-            k = i // n_tokens
-            return ValueError('{}: character {} ({!r}): coordinate {!r} is not a number'.format(
-                where, k, tokens[k * n_tokens], token))
-    return None
-
-
 def _parse(labels, n_tokens: int, image_id: str, source: str) -> Tuple[List[str], np.ndarray]:
     """Label strings and float64 ``(N, n_tokens - 1)`` numbers of a labels field."""
-    tokens = _tokens(labels, image_id, source)
-    where = _where(image_id, source)
-    n, rest = divmod(len(tokens), n_tokens)
-    if rest:
-        # A misplaced or missing token usually shifts a label into a coordinate slot;
-        # name that token when there is one, else the incomplete tail.
-        error = _bad_number(tokens[:n * n_tokens], n_tokens, where)
-        detail = (str(error) if error is not None else
-                  '{}: incomplete character at the end: {!r}'.format(
-                      where, ' '.join(tokens[n * n_tokens:])))
-        raise ValueError('{} ({} tokens, not a multiple of {}: expected "{}" groups)'.format(
-            detail, len(tokens), n_tokens,
-            'U+XXXX x y' if n_tokens == SUBMISSION_TOKENS else 'U+XXXX x y w h'))
-    values = np.empty((n, n_tokens - 1), dtype=np.float64)
-    try:
-        for j in range(1, n_tokens):
-            # Python's float(), as the public scorer's parsing accepts ('12', '12.5', '1e3').
-            values[:, j - 1] = np.fromiter(map(float, tokens[j::n_tokens]), dtype=np.float64,
-                                           count=n)
-    except ValueError:
-        raise _bad_number(tokens, n_tokens, where) from None
+    if not isinstance(labels, str) and _is_missing(labels):
+        labels = ''
+    tokens, values = split_label_groups(labels, n_tokens, describe_place(source, None, image_id))
     return tokens[0::n_tokens], values
 
 

@@ -20,11 +20,10 @@ import warnings
 import numpy as np
 
 from kr import fileio
-from kr.functions import stock_kernels
 from kr.classifier.registry import CLASSIFIERS
-from kr.detector.centernet.heatmap import HEATMAP_STRIDE
-from kr.detector.centernet.transforms import IMAGE_MIN_SIDE
-from kr.detector.centernet.transforms import SIZE_MULTIPLE
+from kr.detector.registry import detector_family
+from kr.functions import stock_kernels
+from kr.runs import versions
 
 #: The newest opset onnx_chainer (Chainer 7.8.1) has converters and tests for.
 OPSET_VERSION = 11
@@ -148,13 +147,26 @@ def _save(model_proto, path: str) -> None:
             f.write(model_proto.SerializeToString())
 
 
+def _export(model, x, path: str, input_name: str, output_name: str, input_dims: dict,
+            output_dims: dict, opset_version: int, softmax: bool = False):
+    """Trace ``model(x)`` with the axes of ``input_dims`` dynamic, finish and save the graph."""
+    traced_output = 'logits' if softmax else output_name
+    proto = _trace(model, x, input_name, traced_output, tuple(input_dims), opset_version)
+    if softmax:
+        proto = _append_softmax(proto, output_name)
+    proto = _finish(proto, input_dims, output_dims)
+    _save(proto, path)
+    return proto
+
+
 def export_detector(model, path: str, opset_version: int = OPSET_VERSION):
-    """Export a :class:`~kr.detector.Res18UnetCenterNet` to ONNX.
+    """Export a detector of a :data:`kr.detector.DETECTORS` family to ONNX.
 
     Graph: input :data:`DETECTOR_INPUT` ``(N, 3, H, W)`` float32 images normalised by
-    ``kr.datasets.normalize_image``, ``H`` and ``W`` any multiples of 32; output
-    :data:`DETECTOR_OUTPUT` ``(N, n_fg_class + 4, H / 4, W / 4)``, the raw head output of
-    ``model.forward`` (decoded by ``kr.detector.centernet.decode``).
+    ``kr.datasets.normalize_image``, ``H`` and ``W`` any multiples of the family's
+    ``size_multiple``; output :data:`DETECTOR_OUTPUT`, the raw network output of
+    ``model.forward`` (CenterNet: ``(N, n_fg_class + 4, H / 4, W / 4)``, decoded by
+    ``kr.detector.centernet.decode``).
 
     Args:
         model: The detector (on the CPU).
@@ -164,11 +176,10 @@ def export_detector(model, path: str, opset_version: int = OPSET_VERSION):
     Returns:
         ``onnx.ModelProto`` that was written.
     """
+    detector_family(model)  # a known family, or a clear error before tracing
     x = np.zeros((1, 3) + TRACE_SIZE, dtype=np.float32)
-    proto = _trace(model, x, DETECTOR_INPUT, DETECTOR_OUTPUT, (0, 2, 3), opset_version)
-    proto = _finish(proto, {0: 'N', 2: 'H', 3: 'W'}, {0: 'N', 2: 'h', 3: 'w'})
-    _save(proto, path)
-    return proto
+    return _export(model, x, path, DETECTOR_INPUT, DETECTOR_OUTPUT, {0: 'N', 2: 'H', 3: 'W'},
+                   {0: 'N', 2: 'h', 3: 'w'}, opset_version)
 
 
 def export_classifier(model, path: str, opset_version: int = OPSET_VERSION):
@@ -176,23 +187,13 @@ def export_classifier(model, path: str, opset_version: int = OPSET_VERSION):
 
     Graph: input :data:`CLASSIFIER_INPUT` ``(N, 3, S, S)`` float32 normalised crops with
     ``S = model.input_size``; output :data:`CLASSIFIER_OUTPUT` ``(N, n_classes)`` float32
-    softmax probabilities (what ``model.predict`` returns); ``N`` is dynamic.
-
-    Args:
-        model: The classifier (on the CPU).
-        path: ``.onnx`` file to write.
-        opset_version: ONNX opset.
-
-    Returns:
-        ``onnx.ModelProto`` that was written.
+    softmax probabilities (what ``model.predict`` returns); ``N`` is dynamic. Arguments and
+    return value as :func:`export_detector`, for a classifier on the CPU.
     """
     size = model.input_size
     x = np.zeros((TRACE_BATCH, 3, size, size), dtype=np.float32)
-    proto = _trace(model, x, CLASSIFIER_INPUT, 'logits', (0,), opset_version)
-    proto = _append_softmax(proto, CLASSIFIER_OUTPUT)
-    proto = _finish(proto, {0: 'N'}, {0: 'N'})
-    _save(proto, path)
-    return proto
+    return _export(model, x, path, CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, {0: 'N'}, {0: 'N'},
+                   opset_version, softmax=True)
 
 
 def _n_outputs(proto) -> int:
@@ -214,8 +215,9 @@ def export_models(detector, classifier, out_dir: str,
 
     Writes ``<out_dir>/detector.onnx``, ``<out_dir>/classifier.onnx`` and
     ``<out_dir>/onnx_models.json`` (read by :func:`kr.onnx.load_onnx_models`): the file names
-    and graph input/output names, the detector's ``n_fg_class``, ``width``, thresholds,
-    output stride, size multiple and default shorter side, and the classifier's
+    and graph input/output names, the detector's family (the :data:`kr.detector.DETECTORS`
+    key the runtime dispatches on), ``n_fg_class``, ``width``, thresholds, output stride,
+    size multiple and standard shorter side, and the classifier's
     architecture, ``n_classes``, ``width`` and ``input_size``.
 
     Args:
@@ -228,7 +230,7 @@ def export_models(detector, classifier, out_dir: str,
         dict: The metadata written.
     """
     import onnx
-    from kr.cli import versions
+    family = detector_family(detector)
     os.makedirs(out_dir, exist_ok=True)
     export_detector(detector, os.path.join(out_dir, DETECTOR_FILE), opset_version)
     cls_proto = export_classifier(classifier, os.path.join(out_dir, CLASSIFIER_FILE),
@@ -238,15 +240,16 @@ def export_models(detector, classifier, out_dir: str,
         'opset_version': opset_version,
         'detector': {
             'file': DETECTOR_FILE,
+            'family': family.name,
             'input': DETECTOR_INPUT,
             'output': DETECTOR_OUTPUT,
             'n_fg_class': int(detector.n_fg_class),
             'width': float(detector.width),
             'score_threshold': float(detector.score_threshold),
             'nms_threshold': float(detector.nms_threshold),
-            'stride': HEATMAP_STRIDE,
-            'size_multiple': SIZE_MULTIPLE,
-            'min_side': IMAGE_MIN_SIDE,
+            'stride': int(detector.stride),
+            'size_multiple': int(detector.size_multiple),
+            'min_side': int(detector.min_side),
         },
         'classifier': {
             'file': CLASSIFIER_FILE,

@@ -1,7 +1,8 @@
 """ONNX Runtime backend: the exported detector and classifier as drop-in replacements.
 
-:class:`OnnxDetector` has the ``detect(image, min_side, score_threshold)`` of
-:class:`~kr.detector.Res18UnetCenterNet` and :class:`OnnxClassifier` the
+An :class:`OnnxDetector` has the ``predict`` and ``detect(image, min_side, score_threshold)``
+of its family's Chainer model (the same code: only the network differs) and
+:class:`OnnxClassifier` the
 ``classify(image, bboxes)`` of the classifiers, with the same outputs (NumPy float32 /
 int32), so the test-time augmentation wrappers of :mod:`kr.detector.tta` and
 :class:`kr.inference.PageRecognizer` take them unchanged::
@@ -14,6 +15,7 @@ Only the network runs in ONNX Runtime: resizing, normalisation, decoding, NMS an
 are the project's own functions, as in the Chainer models.
 """
 
+import functools
 import json
 import os
 
@@ -23,15 +25,8 @@ from kr.classifier.base import classify_boxes
 from kr.classifier.base import CLASSIFY_BATCH_SIZE
 from kr.classifier.transforms import INPUT_SIZE
 from kr.datasets.image import normalize_image
-from kr.datasets.image import to_array
-from kr.detector.centernet.decode import decode
-from kr.detector.centernet.heatmap import HEATMAP_STRIDE
-from kr.detector.centernet.model import NMS_THRESHOLD
-from kr.detector.centernet.model import SCORE_THRESHOLD
-from kr.detector.centernet.transforms import IMAGE_MIN_SIDE
-from kr.detector.centernet.transforms import inference_size
-from kr.detector.centernet.transforms import resize_image
-from kr.detector.nms import per_class_nms
+from kr.detector.registry import DEFAULT_DETECTOR
+from kr.detector.registry import detector_family
 from kr.onnx.export import METADATA_FILE
 from kr.onnx.export import METADATA_VERSION
 
@@ -73,86 +68,43 @@ def make_session(path: str, threads: int = None, providers=None):
 
 
 class OnnxDetector:
-    """The CenterNet detector run by ONNX Runtime (an export of
-    :class:`~kr.detector.Res18UnetCenterNet` by :func:`kr.onnx.export_detector`).
+    """A detector whose network is an ONNX Runtime session (an export by
+    :func:`kr.onnx.export_detector`).
+
+    Everything around the network (resizing, normalisation, decoding, NMS, scaling back) is
+    the detector family's own inference class, shared with the Chainer model; use
+    :func:`onnx_detector_class` (or :func:`load_onnx_models`) for the class of a family.
 
     Args:
         path: ``detector.onnx``.
-        n_fg_class: Foreground classes of the exported model.
-        score_threshold: Default minimum class probability (see ``Res18UnetCenterNet``).
-        nms_threshold: IoU of the final NMS.
         threads: Intra-op threads (default: the cores available).
         providers: ONNX Runtime execution providers.
+        **attributes: What the family's inference class needs besides the network
+            (``n_fg_class``, ``score_threshold``, ``nms_threshold``, ``min_side``).
     """
 
-    stride = HEATMAP_STRIDE
-
-    def __init__(self, path: str, n_fg_class: int = 1, score_threshold: float = SCORE_THRESHOLD,
-                 nms_threshold: float = NMS_THRESHOLD, threads: int = None, providers=None):
+    def __init__(self, path: str, threads: int = None, providers=None, **attributes):
         self.session = make_session(path, threads, providers)
         self.input_name = self.session.get_inputs()[0].name
-        self.n_fg_class = n_fg_class
-        self.score_threshold = score_threshold
-        self.nms_threshold = nms_threshold
+        for name, value in attributes.items():
+            setattr(self, name, value)
 
-    def forward(self, x) -> np.ndarray:
-        """Raw head output.
-
-        Args:
-            x: ``(N, 3, H, W)`` float32 normalised images, ``H`` and ``W`` multiples of 32.
-
-        Returns:
-            ``(N, n_fg_class + 4, H / 4, W / 4)`` float32 (class logits, size, offset logits).
-        """
+    def run_network(self, x) -> np.ndarray:
+        """Raw network output of ``(N, 3, H, W)`` float32 normalised images (NumPy)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         return self.session.run(None, {self.input_name: x})[0]
 
-    def _nms(self, bboxes, labels, scores):
-        """Per-class NMS; indices of the kept boxes, highest score first."""
-        return per_class_nms(bboxes, labels, scores, self.nms_threshold, self.n_fg_class)
+    forward = run_network
 
-    def predict(self, images, score_threshold: float = None):
-        """Detect characters in images at (about) their own size; as
-        :meth:`Res18UnetCenterNet.predict <kr.detector.Res18UnetCenterNet.predict>`.
 
-        Returns:
-            tuple ``(bboxes, scores)`` of lists, one entry per image: ``(R, 4)`` float32
-            ``x_min y_min x_max y_max`` in that image's pixels and ``(R,)`` float32
-            probabilities, highest first.
-        """
-        threshold = self.score_threshold if score_threshold is None else score_threshold
-        all_bboxes, all_scores = [], []
-        for image in images:
-            image = to_array(image)
-            h, w = image.shape[:2]
-            size = inference_size(h, w, None)
-            y = self.forward(normalize_image(resize_image(image, size))[None])[0]
-            bboxes, labels, scores = decode(y, self.n_fg_class, threshold, self.stride)
-            keep = self._nms(bboxes, labels, scores)
-            scale = np.array([w / size[1], h / size[0]] * 2, dtype=np.float32)
-            all_bboxes.append(bboxes[keep] * scale)
-            all_scores.append(scores[keep])
-        return all_bboxes, all_scores
-
-    def detect(self, image, min_side: int = IMAGE_MIN_SIDE, score_threshold: float = None):
-        """Detect the characters of a page; as
-        :meth:`Res18UnetCenterNet.detect <kr.detector.Res18UnetCenterNet.detect>`.
-
-        Args:
-            image: PIL image or ``(H, W)`` / ``(H, W, 3 or 4)`` uint8 array.
-            min_side: Shorter side of the network input (``None``: the page's own size).
-            score_threshold: Minimum class probability (default: the detector's).
-
-        Returns:
-            tuple ``(bboxes, scores)``: ``(R, 4)`` float32 ``x_min y_min x_max y_max`` in
-            page pixels and ``(R,)`` float32 probabilities, highest first.
-        """
-        image = to_array(image)
-        h, w = image.shape[:2]
-        size = inference_size(h, w, min_side)
-        bboxes, scores = self.predict([resize_image(image, size)], score_threshold)
-        scale = np.array([w / size[1], h / size[0]] * 2, dtype=np.float32)
-        return (bboxes[0] * scale).astype(np.float32), scores[0]
+@functools.lru_cache(maxsize=None)
+def onnx_detector_class(family: str) -> type:
+    """The ONNX Runtime detector class of a :data:`kr.detector.DETECTORS` family: an
+    :class:`OnnxDetector` whose ``predict`` / ``detect`` are the family's."""
+    inference = detector_family(family).inference
+    return type('Onnx' + inference.__name__, (OnnxDetector, inference),
+                {'__doc__': 'The {} detector run by ONNX Runtime (see OnnxDetector).'.format(
+                    family)})
 
 
 class OnnxClassifier:
@@ -213,8 +165,8 @@ def load_onnx_models(export_dir: str, threads: int = None, providers=None):
         providers: ONNX Runtime execution providers (default: CPU).
 
     Returns:
-        tuple ``(detector, classifier)``: :class:`OnnxDetector` and :class:`OnnxClassifier`,
-        for :class:`kr.inference.PageRecognizer`.
+        tuple ``(detector, classifier)``: an :class:`OnnxDetector` of the exported family
+        and an :class:`OnnxClassifier`, for :class:`kr.inference.PageRecognizer`.
 
     Raises:
         FileNotFoundError: The folder lacks the metadata or a model file.
@@ -231,11 +183,10 @@ def load_onnx_models(export_dir: str, threads: int = None, providers=None):
                          'again with scripts/10_export_onnx.py'.format(
                              meta_path, meta.get('format_version'), METADATA_VERSION))
     det, cls = meta['detector'], meta['classifier']
-    detector = OnnxDetector(os.path.join(export_dir, det['file']),
-                            n_fg_class=det['n_fg_class'],
-                            score_threshold=det['score_threshold'],
-                            nms_threshold=det['nms_threshold'],
-                            threads=threads, providers=providers)
+    detector = onnx_detector_class(det.get('family', DEFAULT_DETECTOR))(
+        os.path.join(export_dir, det['file']), threads=threads, providers=providers,
+        n_fg_class=det['n_fg_class'], score_threshold=det['score_threshold'],
+        nms_threshold=det['nms_threshold'], min_side=det['min_side'])
     classifier = OnnxClassifier(os.path.join(export_dir, cls['file']),
                                 input_size=cls['input_size'], threads=threads,
                                 providers=providers)

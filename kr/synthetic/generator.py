@@ -28,7 +28,7 @@ import numpy as np
 
 import kr
 from kr import fileio
-from kr.cli import progress
+from kr.progress import progress
 from kr.synthetic import fonts as fonts_lib
 from kr.synthetic import render
 from kr.synthetic.page import EMPTY_PAGE_RATE

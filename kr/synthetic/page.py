@@ -15,6 +15,7 @@ import dataclasses
 import cv2
 import numpy as np
 
+from kr.datasets.labels import format_labels
 from kr.synthetic import paper as paper_lib
 from kr.synthetic import render
 from kr.synthetic.vocabulary import Vocabulary
@@ -181,8 +182,9 @@ class SyntheticPage:
     @property
     def labels(self) -> str:
         """The page's ``labels`` field of train.csv: ``'U+XXXX x y w h ...'`` (may be empty)."""
-        return ' '.join('{} {} {} {} {}'.format(u, *(int(v) for v in b))
-                        for u, b in zip(self.unicodes, self.bboxes))
+        xywh = np.asarray(self.bboxes, dtype=np.int64).reshape(-1, 4)
+        return format_labels(self.unicodes, np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]],
+                                                           axis=1))
 
 
 @dataclasses.dataclass

@@ -4,10 +4,10 @@ import pytest
 from chainer import gradient_check
 
 from kr.classifier.layers import ClassifierHead
-from kr.classifier.layers import ConvBN
 from kr.classifier.layers import hard_sigmoid
 from kr.classifier.layers import hard_swish
 from kr.classifier.layers import make_divisible
+from kr.links import ConvBN
 
 X = np.array([-5, -3, -1.5, 0, 1.5, 3, 5], dtype=np.float32)
 

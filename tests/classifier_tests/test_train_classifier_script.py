@@ -55,8 +55,10 @@ def test_two_iterations_then_resume(crop_set, tmp_path):
         'mobilenetv3', 8, 0.25, 32)
     assert args['epoch'] == training.PRESETS['demo']['epoch'] and args['device'] == '-1'  # preset; --gpu alias
     assert args['augment'] == 'light'
-    for name in ('snapshot_iter_1', 'snapshot_iter_2', 'model_1.npz', 'model_2.npz',
-                 'model_final.npz', 'loss.png', 'accuracy.png'):
+    # an --iterations run counts its intervals in iterations, and names its model
+    # snapshots after them
+    for name in ('snapshot_iter_1', 'snapshot_iter_2', 'model_iter_1.npz', 'model_iter_2.npz',
+                 'model_final.npz', 'loss.png', 'accuracy.png', 'unicode_translation.csv'):
         assert (first / name).is_file(), name
     log = read_log(first)
     # lr x0.1 after 50% (iteration 1) of the run: the log shows the lr each update used.

@@ -1,4 +1,3 @@
-import argparse
 import os
 import shutil
 
@@ -11,6 +10,7 @@ from kr.classifier import build_classifier
 from kr.classifier import training
 from kr.datasets import KuzushijiCharCropDataset
 from kr.datasets import KuzushijiUnicodeMapping
+from kr.training import resolve_preset
 
 
 @pytest.fixture
@@ -75,17 +75,19 @@ def test_bad_options(crop_set, tmp_path, bad):
         training.train_classifier(crop_set['data_dir'], str(tmp_path), **kwargs)
 
 
-def test_apply_preset():
-    args = argparse.Namespace(preset='demo', epoch=None, lr=0.3, batchsize=None)
-    training.apply_preset(args)
-    assert args.lr == 0.3
-    assert args.epoch == training.PRESETS['demo']['epoch']
-    assert args.input_size == training.PRESETS['demo']['input_size']
-    full = training.PRESETS['full']
+def test_presets():
+    settings = resolve_preset(training.train_classifier, training.PRESETS, 'demo', epoch=None,
+                              lr=0.3, batchsize=None)
+    assert settings['lr'] == 0.3
+    assert settings['epoch'] == training.PRESETS['demo']['epoch']
+    assert settings['input_size'] == training.PRESETS['demo']['input_size']
+    assert training.PRESETS['full'] == {}
+    full = resolve_preset(training.train_classifier, training.PRESETS, 'full')
     assert (full['lr'], full['batchsize'], full['epoch'], full['epoch_size'],
-            full['input_size'], full['weight_decay']) == (0.1, 192, 1000, 20000, 112, 1e-4)
+            full['input_size'], full['weight_decay'], full['model']) == \
+        (0.1, 192, 1000, 20000, 112, 1e-4, 'mobilenetv3')
     with pytest.raises(ValueError, match='preset'):
-        training.apply_preset(argparse.Namespace(preset='huge'))
+        resolve_preset(training.train_classifier, training.PRESETS, 'huge')
 
 
 @pytest.mark.slow
@@ -96,10 +98,10 @@ def test_overfit_a_few_classes(crop_set, tmp_path):
         crop_set['data_dir'], str(tmp_path), model='mobilenetv3', epoch=25, batchsize=32,
         lr=0.1, epoch_size=96, input_size=32, width=0.35, augment='none', seed=0,
         snapshot_interval=25, eval_interval=25, log_interval=15, val_samples=None)
-    assert result['iteration'] == 75
+    assert result.iteration == 75
     mapping = KuzushijiUnicodeMapping(crop_set['data_dir'])
     model = build_classifier('mobilenetv3', len(mapping), width=0.35, input_size=32)
-    chainer.serializers.load_npz(result['model'], model)
+    chainer.serializers.load_npz(result.model_path, model)
     crops = KuzushijiCharCropDataset(crop_set['crop_dir'], 'train', 0, mapping)
     centre = ClassifierTransform(32, train=False)
     x = np.stack([centre(crops[i])[0] for i in range(len(crops))])
@@ -116,6 +118,6 @@ def test_overfit_a_few_classes(crop_set, tmp_path):
 def test_loader_processes(crop_set, tmp_path):
     result = training.train_classifier(
         crop_set['data_dir'], str(tmp_path), model='resnet18', iterations=2, batchsize=8,
-        epoch_size=16, input_size=24, width=0.25, loaderjob=2, sampler='balanced',
+        epoch_size=16, input_size=24, width=0.25, workers=2, sampler='balanced',
         snapshot_interval=1, eval_interval=1, log_interval=1, val_samples=8)
-    assert result['iteration'] == 2 and 'validation/main/accuracy' in result
+    assert result.iteration == 2 and 'validation/main/accuracy' in result.observation

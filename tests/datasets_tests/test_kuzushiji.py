@@ -63,7 +63,7 @@ def test_errors(kaggle_dir, tmp_path):
         KuzushijiPageDataset(kaggle_dir, 'train', split_dir=str(tmp_path / 'nosplit'))
     with open(os.path.join(kaggle_dir, 'train.csv'), 'a') as f:
         f.write('bookE_001,U+3042 1 2 3 oops\n')
-    with pytest.raises(ValueError, match=r"train.csv:7 image_id bookE_001: .*'oops'"):
+    with pytest.raises(ValueError, match=r"train.csv:7, image_id 'bookE_001': .*'oops'"):
         KuzushijiPageDataset(kaggle_dir)
 
 

@@ -55,6 +55,8 @@ class _FakeDetector:
     """Detects one character whose size in network pixels is ``char_px`` at ``min_side``
     832 (scaled with the page), and records the calls."""
 
+    min_side = 832
+
     def __init__(self, char_px=None):
         self.char_px = char_px
         self.calls = []

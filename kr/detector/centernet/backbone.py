@@ -6,8 +6,9 @@ Recognition" (arXiv:1512.03385).
 """
 
 import chainer
-import chainer.functions as F
-import chainer.links as L
+
+from kr.links import BasicBlock
+from kr.links import ConvBN
 
 #: Channels of the encoder stages at strides 4, 8, 16, 32 for ``width=1.0`` (ResNet18).
 STAGE_CHANNELS = (64, 128, 256, 512)
@@ -26,55 +27,6 @@ def check_width(width: float) -> None:
     """Raise ValueError unless ``width`` is a positive number."""
     if not width > 0:
         raise ValueError('width must be positive, got {}'.format(width))
-
-
-class ConvBN(chainer.Chain):
-    """Convolution (no bias) + batch normalisation, optionally followed by ReLU.
-
-    Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        ksize: Kernel size.
-        stride: Stride.
-        relu: Apply ReLU after BN.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, ksize: int, stride: int = 1,
-                 relu: bool = True):
-        super().__init__()
-        self.relu = relu
-        with self.init_scope():
-            self.conv = L.Convolution2D(in_channels, out_channels, ksize, stride, ksize // 2,
-                                        nobias=True, initialW=chainer.initializers.HeNormal())
-            self.bn = L.BatchNormalization(out_channels)
-
-    def forward(self, x):
-        h = self.bn(self.conv(x))
-        return F.relu(h) if self.relu else h
-
-
-class BasicBlock(chainer.Chain):
-    """Residual basic block: two 3x3 conv+BN, with a 1x1 conv+BN projection when the
-    stride or the channel count changes.
-
-    Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        stride: Stride of the first convolution (and of the projection).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
-        super().__init__()
-        self.project = stride != 1 or in_channels != out_channels
-        with self.init_scope():
-            self.conv1 = ConvBN(in_channels, out_channels, 3, stride)
-            self.conv2 = ConvBN(out_channels, out_channels, 3, relu=False)
-            if self.project:
-                self.shortcut = ConvBN(in_channels, out_channels, 1, stride, relu=False)
-
-    def forward(self, x):
-        h = self.conv2(self.conv1(x))
-        return F.relu(h + (self.shortcut(x) if self.project else x))
 
 
 class ResNet18Encoder(chainer.Chain):

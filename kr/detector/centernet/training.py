@@ -1,19 +1,17 @@
-"""Training of the CenterNet detector: train chain, converter, datasets and the run itself.
+"""Training of the CenterNet detector: train chain, converter, datasets and the run.
 
-:func:`train_detector` is what ``scripts/03_train_detector.py`` calls; it builds the
-datasets, the model, the optimizer and a Chainer trainer, and runs it.
+:func:`train_detector` is what ``scripts/03_train_detector.py`` calls: it builds the
+datasets, the model and its train chain, and hands them to the training assembler
+(:func:`kr.training.train`), which owns the rest.
 """
 
 import logging
-import os
 
 import chainer
 import numpy as np
 from chainer.datasets import TransformDataset
-from chainer.training import extensions
 
-from kr.cli import parse_device
-from kr.datasets import KuzushijiPageDataset
+from kr.datasets.kuzushiji import KuzushijiPageDataset
 from kr.detector.centernet.decode import n_output_channels
 from kr.detector.centernet.loss import centernet_loss
 from kr.detector.centernet.model import Res18UnetCenterNet
@@ -24,11 +22,14 @@ from kr.detector.centernet.transforms import CropOnly
 from kr.detector.centernet.transforms import RandomCropResize
 from kr.detector.tta import ScaledDetector
 from kr.evaluation.detection_map import DetectionMapEvaluator
-from kr.training import extend_lr_drop
-from kr.training import extend_standard
-from kr.training.optimizers import make_optimizer
+from kr.runs import seed_everything
+from kr.training import check_resume
+from kr.training import loss_validation
+from kr.training import OptimizerSpec
+from kr.training import Schedule
+from kr.training import train
+from kr.training import Validation
 from kr.training.optimizers import OPTIMIZERS  # NOQA: the --optimizer choices
-from kr.training.trainer import FINAL_MODEL
 
 logger = logging.getLogger(__name__)
 
@@ -48,39 +49,16 @@ LR = ORIGINAL_LR / LOSS_RATIO_TO_ORIGINAL
 WEIGHT_DECAY = ORIGINAL_WEIGHT_DECAY * LOSS_RATIO_TO_ORIGINAL
 GRAD_CLIP = ORIGINAL_GRAD_CLIP * LOSS_RATIO_TO_ORIGINAL
 
-#: Hyperparameter sets of ``--preset``. ``full``: SPEC section 3 (lr 1e-3, weight decay
-#: 1e-5, clipping 100 in the original's loss units; 700 epochs, batch 16, 416 px crops,
-#: model snapshots every 10 epochs, mAP on 160 val pages). ``demo``: a CPU-sized run that
-#: learns the synthetic pages in a few minutes (a quarter-width net, 192 px crops, Adam).
+#: ``--preset`` settings (see :func:`kr.training.resolve_preset`). ``full`` is
+#: :func:`train_detector`'s defaults, the original's schedule (SPEC section 3). ``demo`` is a
+#: CPU-sized run that learns the synthetic pages in a few minutes (a quarter-width net,
+#: 192 px crops, Adam: NesterovAG reached mAP 0.23 in 400 iterations at the best lr tried).
 PRESETS = {
-    'full': dict(width=1.0, crop_size=416, batchsize=ORIGINAL_BATCHSIZE, epoch=700,
-                 iterations=None, optimizer='nesterov', lr=LR, weight_decay=WEIGHT_DECAY,
-                 grad_clip=GRAD_CLIP, snapshot_interval=10, eval_interval=10,
-                 log_interval=100, val_pages=160),
-    'demo': dict(width=0.25, crop_size=192, batchsize=8, epoch=None, iterations=400,
-                 optimizer='adam', lr=2e-3, weight_decay=1e-5, grad_clip=GRAD_CLIP,
-                 snapshot_interval=100, eval_interval=100, log_interval=10, val_pages=24),
+    'full': {},
+    'demo': dict(width=0.25, crop_size=192, batchsize=8, iterations=400, optimizer='adam',
+                 lr=2e-3, weight_decay=1e-5, snapshot_interval=100, eval_interval=100,
+                 log_interval=10, val_pages=24),
 }
-
-
-def resolve_preset(preset: str, **overrides) -> dict:
-    """The keyword arguments of :func:`train_detector` for a preset and explicit overrides.
-
-    ``None`` overrides are ignored. Giving ``epoch`` without ``iterations`` switches an
-    iteration-based preset to epochs (and ``iterations`` always wins over ``epoch``).
-
-    Raises:
-        ValueError: Unknown preset.
-    """
-    if preset not in PRESETS:
-        raise ValueError('unknown preset {!r}: choose one of {}'.format(
-            preset, ', '.join(sorted(PRESETS))))
-    kwargs = dict(PRESETS[preset])
-    given = {k: v for k, v in overrides.items() if v is not None}
-    if 'epoch' in given and 'iterations' not in given:
-        kwargs['iterations'] = None
-    kwargs.update(given)
-    return kwargs
 
 
 class CenterNetTrainChain(chainer.Chain):
@@ -166,13 +144,6 @@ def make_datasets(data_dir: str, split_dir: str = None, cv_index: int = 0,
         TransformDataset(val, CropOnly(crop))
 
 
-def _make_iterator(dataset, batchsize, workers, repeat=True, shuffle=True):
-    if workers > 0:
-        return chainer.iterators.MultiprocessIterator(
-            dataset, batchsize, repeat=repeat, shuffle=shuffle, n_processes=workers)
-    return chainer.iterators.SerialIterator(dataset, batchsize, repeat=repeat, shuffle=shuffle)
-
-
 def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int = 0,
                    full_data: bool = False, device='-1', width: float = 1.0,
                    crop_size: int = 416, batchsize: int = ORIGINAL_BATCHSIZE,
@@ -180,16 +151,15 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
                    lr: float = LR, weight_decay: float = WEIGHT_DECAY,
                    grad_clip: float = GRAD_CLIP, snapshot_interval: int = 10,
                    eval_interval: int = 10, log_interval: int = 100, val_pages: int = 160,
-                   workers: int = 0, resume: str = None, seed: int = None,
-                   progress_interval: int = 10) -> dict:
+                   workers: int = None, resume: str = None, seed: int = None,
+                   progress_interval: int = 10, comm=None):
     """Train ``Res18UnetCenterNet`` on a Kaggle-layout folder.
 
-    The defaults are the ``full`` preset (see :data:`PRESETS`).
-
-    Adds the standard reports (``kr.training.extend_standard``: log, print, progress bar,
-    loss and mAP plots, trainer snapshots ``snapshot_iter_<n>``, ``model_<epoch>.npz``, a
-    NaN check), lr drops x0.1 at 50% and 75% (serialized, so they survive ``resume``), and
-    on the val pages the validation loss and the VOC mAP (``validation/main/map``).
+    The defaults are the original's schedule (the ``full`` preset, SPEC section 3): NesterovAG
+    with weight decay and gradient clipping, 700 epochs of batch 16 on 416 px crops, lr
+    x0.1 at 50% and 75%, model snapshots every 10 epochs, validation loss and VOC mAP
+    (``validation/main/map``) on 160 val pages. What is written to ``out`` (log, plots,
+    snapshots, ``model_final.npz``) is the training assembler's (:func:`kr.training.train`).
 
     Args:
         data_dir: Kaggle-layout folder.
@@ -208,19 +178,19 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
         weight_decay: Weight decay rate.
         grad_clip: Gradient-norm clipping threshold.
         snapshot_interval: Trainer and model snapshots every this many epochs (iterations
-            when ``iterations`` is given).
-        eval_interval: Validation every this many epochs (likewise).
+            when ``iterations`` is given), and at the end.
+        eval_interval: Validation every this many epochs (likewise), and at the end.
         log_interval: Log and plot every this many iterations.
         val_pages: Number of val pages used for validation.
-        workers: Data-loading processes (0: load in the main process).
+        workers: Data-loading processes (0: load in the main process; ``None``: 0 on the
+            CPU, 8 on a GPU).
         resume: Trainer snapshot to resume from.
-        seed: Seed of the augmentation and of the initial weights.
+        seed: Seed of the augmentation, the initial weights and the order of the crops.
         progress_interval: Progress bar update interval in iterations.
+        comm: A ChainerMN communicator (``None``: one process).
 
     Returns:
-        dict: ``model`` (the trained Res18UnetCenterNet, on the CPU), ``model_path``
-        (its final weights, ``model_final.npz``), ``iteration``, ``epoch``, ``lr`` (the optimizer's learning
-        rate hyperparameter at the end) and ``observation`` (the last reported values).
+        kr.training.TrainingResult: ``model`` is the trained Res18UnetCenterNet, on the CPU.
 
     Raises:
         ValueError: Bad settings, unreadable images.
@@ -235,77 +205,30 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
         raise ValueError('--batchsize must be at least 1, got {}'.format(batchsize))
     if iterations is None and (epoch is None or epoch < 1):
         raise ValueError('give a positive --epoch or --iterations')
-    if optimizer not in OPTIMIZERS:
-        raise ValueError('unknown optimizer {!r}: choose one of {}'.format(
-            optimizer, ', '.join(sorted(OPTIMIZERS))))
-    if resume and not os.path.isfile(resume):
-        raise FileNotFoundError('snapshot to resume not found: {}'.format(resume))
-    stop = (iterations, 'iteration') if iterations is not None else (epoch, 'epoch')
-    if stop[0] < 1:
-        raise ValueError('training length must be positive, got {} {}s'.format(*stop))
+    spec = OptimizerSpec(optimizer, lr, weight_decay=weight_decay, grad_clip=grad_clip)
+    schedule = Schedule.of(epoch, iterations, snapshot_interval=snapshot_interval,
+                           eval_interval=eval_interval, log_interval=log_interval)
+    check_resume(resume)
 
-    train, val_loss, val_map = make_datasets(data_dir, split_dir, cv_index, full_data,
-                                             crop_size, val_pages, seed)
-    logger.info('%d training pages, %d validation pages', len(train),
+    train_set, val_loss, val_map = make_datasets(data_dir, split_dir, cv_index, full_data,
+                                                 crop_size, val_pages, seed)
+    logger.info('%d training pages, %d validation pages', len(train_set),
                 0 if val_loss is None else len(val_loss))
-
-    device = chainer.get_device(parse_device(device))
-    device.use()
     if seed is not None:
-        np.random.seed(seed)
+        seed_everything(seed)
     model = Res18UnetCenterNet(n_fg_class=1, width=width)
-    train_chain = CenterNetTrainChain(model)
-    train_chain.to_device(device)
-
-    optimizer, lr_attr = make_optimizer(optimizer, lr)
-    optimizer.setup(train_chain)
-    optimizer.add_hook(chainer.optimizer_hooks.WeightDecay(weight_decay))
-    optimizer.add_hook(chainer.optimizer_hooks.GradientClipping(grad_clip))
-
-    train_iter = _make_iterator(train, batchsize, workers)
-    updater = chainer.training.updaters.StandardUpdater(
-        train_iter, optimizer, converter=centernet_converter, device=device)
-    trainer = chainer.training.Trainer(updater, stop, out=out)
-
-    extend_lr_drop(trainer, stop, attr=lr_attr)
+    chain = CenterNetTrainChain(model)
+    validations = []
     plots = {'loss.png': ['main/loss', 'validation/main/loss']}
     print_keys = ['main/' + k for k in LOSS_KEYS]
     if val_loss is not None:
-        trainer.extend(extensions.Evaluator(
-            _make_iterator(val_loss, batchsize, workers, repeat=False, shuffle=False),
-            train_chain, converter=centernet_converter, device=device),
-            trigger=_schedule(eval_interval, stop), name='validation')
-        trainer.extend(DetectionMapEvaluator(
-            chainer.iterators.SerialIterator(val_map, 1, repeat=False, shuffle=False),
-            model, detector=ScaledDetector(model, None)),
-            trigger=_schedule(eval_interval, stop), name='validation_map')
+        validations.append(loss_validation(val_loss, chain, centernet_converter))
+        validations.append(Validation('validation_map', val_map, lambda iterator, device: (
+            DetectionMapEvaluator(iterator, model, detector=ScaledDetector(model, None))),
+            batchsize=1))
         plots['map.png'] = ['validation/main/map']
         print_keys += ['validation/main/loss', 'validation/main/map']
-    extend_standard(trainer, model, print_keys, plots=plots,
-                    log_interval=(log_interval, 'iteration'),
-                    snapshot_interval=_schedule(snapshot_interval, stop),
-                    model_interval=_schedule(snapshot_interval, stop),
-                    progress_interval=progress_interval)
-
-    if resume:
-        chainer.serializers.load_npz(resume, trainer)
-        logger.info('resumed from %s at iteration %d', resume, updater.iteration)
-    trainer.run()
-
-    model_path = os.path.join(out, FINAL_MODEL)
-    model.to_cpu()
-    chainer.serializers.save_npz(model_path, model)
-    return {'model': model, 'model_path': model_path, 'iteration': updater.iteration,
-            'epoch': updater.epoch, 'lr': getattr(optimizer, lr_attr),
-            'observation': {k: float(chainer.backend.CpuDevice().send(getattr(v, 'array', v)))
-                            for k, v in trainer.observation.items()}}
-
-
-def _schedule(interval: int, stop):
-    """A trigger firing every ``interval`` units of ``stop = (length, unit)`` and at the
-    end of the run (so a run always ends with a validation and a snapshot)."""
-    length, unit = stop
-    points = list(range(interval, length + 1, max(1, interval)))
-    if not points or points[-1] != length:
-        points.append(length)
-    return chainer.training.triggers.ManualScheduleTrigger(points, unit)
+    return train(chain, train_set, out, spec, schedule, batchsize, model=model,
+                 converter=centernet_converter, validations=validations, device=device,
+                 workers=workers, resume=resume, print_keys=print_keys, plots=plots,
+                 comm=comm, progress_interval=progress_interval)

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from kr.detector.centernet.backbone import BasicBlock
 from kr.detector.centernet.backbone import ResNet18Encoder
 from kr.detector.centernet.backbone import scale_channels
+from kr.links import BasicBlock
 
 
 @pytest.mark.parametrize('width', [1.0, 0.25])
@@ -24,9 +24,9 @@ def test_original_width_is_resnet18():
 
 
 def test_block_projects_only_when_needed():
-    assert BasicBlock(8, 8, 1).project is False
-    assert BasicBlock(8, 8, 2).project is True
-    assert BasicBlock(8, 16, 1).project is True
+    assert BasicBlock(8, 8, 1).shortcut is None
+    assert BasicBlock(8, 8, 2).shortcut is not None
+    assert BasicBlock(8, 16, 1).shortcut is not None
 
 
 def test_scale_channels_floor():

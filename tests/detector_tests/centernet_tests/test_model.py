@@ -120,8 +120,10 @@ def test_detect_real_network_runs():
 def test_predict_several_images():
     model = _fake_model()
     images = [np.zeros((64, 64, 3), np.uint8), np.zeros((100, 50, 3), np.uint8)]
-    bboxes, scores = model.predict(images)
-    assert len(bboxes) == len(scores) == 2
+    bboxes, labels, scores = model.predict(images)
+    assert len(bboxes) == len(labels) == len(scores) == 2
+    assert all(l.dtype == np.int32 and (l == 0).all() and len(l) == len(b)
+               for l, b in zip(labels, bboxes))
     assert model.forward.shapes == [(64, 64), (96, 64)]
     # The second image was resized 100x50 -> 96x64: boxes come back in its own pixels.
     i, j = 96 // 8, 64 // 16

@@ -12,8 +12,8 @@ from kr.detector.centernet.training import centernet_converter
 from kr.detector.centernet.training import LOSS_RATIO_TO_ORIGINAL
 from kr.detector.centernet.training import make_datasets
 from kr.detector.centernet.training import PRESETS
-from kr.detector.centernet.training import resolve_preset
 from kr.detector.centernet.training import train_detector
+from kr.training import resolve_preset
 from kr.training import TrainingDiverged
 
 
@@ -68,16 +68,24 @@ def test_converter_stacks_fields():
                                         (3, 2, 4, 4), (3, 4, 4)]
 
 
+def _resolve(preset, **given):
+    return resolve_preset(train_detector, PRESETS, preset, **given)
+
+
 def test_resolve_preset():
-    demo = resolve_preset('demo')
-    assert demo == PRESETS['demo']
-    assert resolve_preset('demo', lr=0.5, width=None)['lr'] == 0.5
-    switched = resolve_preset('demo', epoch=3)
+    demo = _resolve('demo')
+    assert {k: demo[k] for k in PRESETS['demo']} == PRESETS['demo']
+    assert demo['grad_clip'] == _resolve('full')['grad_clip']  # the default, written once
+    assert _resolve('demo', lr=0.5, width=None)['lr'] == 0.5
+    switched = _resolve('demo', epoch=3)
     assert switched['epoch'] == 3 and switched['iterations'] is None
-    both = resolve_preset('full', epoch=3, iterations=7)
+    both = _resolve('full', epoch=3, iterations=7)
     assert both['iterations'] == 7
+    assert 'detector' not in _resolve('full', detector='centernet')  # not a parameter
     with pytest.raises(ValueError, match='preset'):
-        resolve_preset('huge')
+        _resolve('huge')
+    with pytest.raises(ValueError, match="sets colour, which train_detector does not take"):
+        resolve_preset(train_detector, {'odd': {'colour': 1}}, 'odd')
 
 
 def _run_steps(lr, weight_decay, grad_clip, loss_scale, batch, steps=3):
@@ -102,7 +110,8 @@ def test_full_preset_takes_the_original_steps(clip):
     ours = _run_steps(1e-3 / LOSS_RATIO_TO_ORIGINAL, 1e-5 * LOSS_RATIO_TO_ORIGINAL,
                       clip * LOSS_RATIO_TO_ORIGINAL, 1.0, batch)
     np.testing.assert_allclose(ours, original, rtol=1e-5, atol=1e-7)
-    full = PRESETS['full']
+    assert PRESETS['full'] == {}
+    full = _resolve('full')
     assert LOSS_RATIO_TO_ORIGINAL == 5 / 16
     assert full['lr'] == pytest.approx(1e-3 * 16 / 5)
     assert full['weight_decay'] == pytest.approx(1e-5 * 5 / 16)
@@ -157,7 +166,7 @@ def test_resume_after_the_last_lr_drop_keeps_the_dropped_lr(detector_data, tmp_p
     kwargs = dict(TINY_RUN, eval_interval=100, optimizer=optimizer)
     first = train_detector(detector_data['data_dir'], out, split_dir=detector_data['split_dir'],
                            iterations=2, **kwargs)
-    assert first['iteration'] == 2 and first['lr'] == pytest.approx(0.01 * 0.01)
+    assert first.iteration == 2 and first.lr == pytest.approx(0.01 * 0.01)
     again = train_detector(detector_data['data_dir'], out, split_dir=detector_data['split_dir'],
                            iterations=2, resume=os.path.join(out, 'snapshot_iter_2'), **kwargs)
-    assert again['iteration'] == 2 and again['lr'] == pytest.approx(0.01 * 0.01)
+    assert again.iteration == 2 and again.lr == pytest.approx(0.01 * 0.01)
