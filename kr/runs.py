@@ -8,6 +8,7 @@ and the ONNX export read it back through :func:`read_run_args` alone.
 
 import json
 import os
+import pickle
 import platform
 import random
 import sys
@@ -109,7 +110,8 @@ def load_weights(model_path: str, model, what: str = 'model') -> None:
         raise FileNotFoundError('{} weights not found: {}'.format(what, model_path))
     try:
         chainer.serializers.load_npz(model_path, model)
-    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile,
+            pickle.UnpicklingError) as e:
         raise ValueError('cannot load {} as {} weights: {} ({}); give a model_*.npz written by '
                          'a run of this kind, with its args.json beside it'.format(
                              model_path, what, type(e).__name__,

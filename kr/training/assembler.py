@@ -23,6 +23,7 @@ rank 0 only (one switch, :func:`kr.training.extend_standard`'s ``report``).
 import dataclasses
 import logging
 import os
+import pickle
 import zipfile
 from typing import Any
 from typing import Callable
@@ -216,7 +217,8 @@ def _load_snapshot(path: str, trainer) -> None:
     check_resume(path)
     try:
         chainer.serializers.load_npz(path, trainer)
-    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile,
+            pickle.UnpicklingError) as e:
         raise ValueError(
             'cannot resume from {}: {} ({}); --resume takes a trainer snapshot '
             '(snapshot_iter_<n>) written by the same script with the same model settings'
