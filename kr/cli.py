@@ -11,10 +11,10 @@ import logging
 import os
 import sys
 
-from kr import fileio
+from kr.datasets.image import MAX_IMAGE_PIXELS
+from kr.datasets.image import set_max_image_pixels
 from kr.datasets.layout import default_crop_dir  # NOQA: re-exported for the scripts
 from kr.datasets.layout import default_split_dir  # NOQA: re-exported for the scripts
-from kr.runs import RUN_ARGS
 from kr.runs import run_record
 from kr.runs import seed_everything
 from kr.training.presets import resolve_preset
@@ -39,6 +39,9 @@ def data_args() -> argparse.ArgumentParser:
     p.add_argument('--split-dir', default=None,
                    help='train/val split CSVs written by scripts/01_split_train_val.py '
                         '(default: <data-dir>-gsplit)')
+    p.add_argument('--max-image-pixels', type=int, default=None,
+                   help='largest page image opened, in pixels (default: {:,}, twice a '
+                        '600-dpi scan of a large page)'.format(MAX_IMAGE_PIXELS))
     return p
 
 
@@ -118,26 +121,21 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
-def setup_run(args: argparse.Namespace, out_attr: str = 'out') -> dict:
-    """Common start of every script that writes files.
+def setup_run(args: argparse.Namespace) -> dict:
+    """Common start of every script: logging, the image size limit
+    (``--max-image-pixels``), seeding when ``args.seed`` is set, and the run record.
 
-    Configures logging, creates ``args.<out_attr>`` and writes ``args.json`` there (see
-    :func:`kr.runs.run_record`), and seeds the random generators when ``args.seed`` is set.
-
-    Args:
-        args: Parsed arguments.
-        out_attr: Attribute naming the output folder; ``None`` for scripts whose output
-            folder is created whole by the library (they pass the returned record on).
+    Nothing is written here: the script passes the record to its library function, which
+    writes it as ``args.json`` (:func:`kr.runs.start_run`) once the inputs are checked, so
+    a run that fails to start leaves the output folder as it was.
 
     Returns:
-        dict: The run record written (or to be written) as ``args.json``.
+        dict: The run record (:func:`kr.runs.run_record`).
     """
     setup_logging()
+    if getattr(args, 'max_image_pixels', None) is not None:
+        set_max_image_pixels(args.max_image_pixels)
     record = run_record(vars(args))
-    out = getattr(args, out_attr, None) if out_attr else None
-    if out:
-        os.makedirs(out, exist_ok=True)
-        fileio.write_json(os.path.join(out, RUN_ARGS), record)
     seed = getattr(args, 'seed', None)
     if seed is not None:
         seed_everything(seed)
@@ -153,5 +151,9 @@ def preset_settings(func, presets: dict, args: argparse.Namespace) -> dict:
     """
     given = {k: v for k, v in vars(args).items() if k != 'preset'}
     settings = resolve_preset(func, presets, args.preset, **given)
-    vars(args).update(settings)
+    vars(args).update({k: v for k, v in settings.items() if k not in _NOT_SETTINGS})
     return settings
+
+
+#: Parameters of the training functions that are not settings of the run.
+_NOT_SETTINGS = ('run_record', 'comm')

@@ -6,16 +6,28 @@ only when complete, so an interrupted run never leaves a half-written file behin
 """
 
 import contextlib
+import glob
 import json
+import logging
 import os
 import shutil
 import tempfile
+
+logger = logging.getLogger(__name__)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _temp_name(path: str, suffix: str = '') -> str:
     directory, name = os.path.split(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix='.{}.'.format(name), suffix='.tmp' + suffix, dir=directory)
     os.close(fd)
+    # mkstemp makes the file 0600; a file written in place would get the user's umask
+    os.chmod(tmp, 0o666 & ~_umask())
     return tmp
 
 
@@ -72,6 +84,30 @@ def write_json(path: str, obj, indent: int = 2) -> None:
         f.write('\n')
 
 
+def remove_stale_temporaries(path: str) -> list:
+    """Remove what a killed run left beside ``path``: the hidden ``.<name>.*.tmp`` files and
+    folders of :func:`atomic_path` and :func:`atomic_directory`, and the ``.<name>.*.old``
+    folder a replacement was moving away (a run that ends normally, or by an exception,
+    removes its own). Called by :func:`atomic_directory` before it builds ``path``.
+
+    Returns:
+        list: The paths removed.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    stale = sorted(item for pattern in ('.{}.*.tmp*', '.{}.*.old')
+                   for item in glob.glob(os.path.join(glob.escape(directory),
+                                                      pattern.format(glob.escape(name)))))
+    for item in stale:
+        if os.path.isdir(item) and not os.path.islink(item):
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            os.remove(item)
+    if stale:
+        logger.info('removed %d unfinished temporary file(s) of an interrupted run beside %s',
+                    len(stale), path)
+    return stale
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str, overwrite: bool = False):
     """Build a folder under a temporary name and move it to ``path`` when complete.
@@ -93,8 +129,10 @@ def atomic_directory(path: str, overwrite: bool = False):
             '{} already exists; pass --overwrite to replace it'.format(path))
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = tempfile.mkdtemp(prefix='.{}.'.format(os.path.basename(path)), suffix='.tmp',
                            dir=parent)
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
     try:
         yield tmp
     except BaseException:

@@ -202,9 +202,9 @@ def load_recognizer(detector_path: str, classifier_path: str, data_dir: str = No
     if backend not in BACKENDS:
         raise ValueError('unknown backend {!r}: choose one of {}'.format(
             backend, ', '.join(BACKENDS)))
-    mapping = load_class_table(classifier_path, data_dir)
     detector = load_detector(detector_path)
     classifier = load_classifier(classifier_path)
+    mapping = load_class_table(classifier_path, data_dir)
     if backend == 'onnxruntime':
         try:
             from kr.onnx import export_models

@@ -25,6 +25,7 @@ from kr.datasets.char_crop import CHAR_IMAGE_DIR
 from kr.datasets.char_crop import crop_page
 from kr.datasets.char_crop import PSEUDO_LABELS_JSON
 from kr.datasets.kuzushiji import KuzushijiPageDataset
+from kr.runs import start_run
 from kr.submission import read_detections
 
 logger = logging.getLogger(__name__)
@@ -82,16 +83,17 @@ def make_pseudo_labels(recognizer, data_dir: str, out_dir: str, restart: bool = 
     Returns:
         dict: ``{'pages', 'pages_resumed', 'labels', 'threshold'}``.
     """
-    if restart and os.path.isdir(out_dir):
-        shutil.rmtree(out_dir)
-    os.makedirs(os.path.join(out_dir, PAGES_DIR), exist_ok=True)
-    if run_record is not None:
-        fileio.write_json(os.path.join(out_dir, 'args.json'), run_record)
     pages = KuzushijiPageDataset(data_dir, 'test')
     cache = read_detections(detections) if detections else {}
-    done = {os.path.splitext(n)[0] for n in os.listdir(os.path.join(out_dir, PAGES_DIR))
-            if n.endswith('.json')}
+    if restart and os.path.isdir(out_dir):
+        shutil.rmtree(out_dir)
+    pages_dir = os.path.join(out_dir, PAGES_DIR)
+    done = {os.path.splitext(n)[0] for n in (os.listdir(pages_dir) if os.path.isdir(pages_dir)
+                                             else ()) if n.endswith('.json')}
     todo = [i for i, image_id in enumerate(pages.ids) if image_id not in done]
+    pages.check_images(todo)
+    start_run(out_dir, run_record)
+    os.makedirs(pages_dir, exist_ok=True)
     if done:
         logger.info('resuming: %d of %d pages already done in %s', len(pages) - len(todo),
                     len(pages), out_dir)

@@ -17,8 +17,12 @@ import zipfile
 
 import numpy as np
 
+from kr import fileio
+
 #: The run record written into every output folder.
 RUN_ARGS = 'args.json'
+#: Weights a training run writes when it ends, whatever its length (what the next script takes).
+FINAL_MODEL = 'model_final.npz'
 
 
 def versions() -> dict:
@@ -45,6 +49,33 @@ def run_record(settings: dict) -> dict:
     record['time'] = time.strftime('%Y-%m-%dT%H:%M:%S')
     record['versions'] = versions()
     return record
+
+
+def start_run(out: str, record: dict = None, finished_ok: bool = True) -> str:
+    """Create a run's output folder and write its ``args.json``: called by the library once
+    the inputs are checked, so that a run that fails to start changes nothing.
+
+    Args:
+        out: The output folder (created with its parents).
+        record: Written as ``out/args.json`` (``None``: nothing is written).
+        finished_ok: Whether ``out`` may already hold a finished training run
+            (``model_final.npz``); trainings pass ``False`` unless they resume.
+
+    Returns:
+        str: ``out``.
+
+    Raises:
+        ValueError: ``out`` is a file, or holds a finished run that must not be replaced.
+    """
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError('--out {} is a file, not a folder: choose a folder'.format(out))
+    if not finished_ok and os.path.isfile(os.path.join(out, FINAL_MODEL)):
+        raise ValueError('{} already holds a finished run ({}): choose another --out, or '
+                         'continue it with --resume <snapshot>'.format(out, FINAL_MODEL))
+    os.makedirs(out, exist_ok=True)
+    if record is not None:
+        fileio.write_json(os.path.join(out, RUN_ARGS), record)
+    return out
 
 
 def seed_everything(seed: int) -> None:

@@ -8,7 +8,10 @@ detector again, as in the second seed's detection -> classification handoff.
 """
 
 import csv
+import json
+import logging
 import os
+import shutil
 
 import numpy as np
 
@@ -16,6 +19,9 @@ from kr import fileio
 from kr.datasets.kuzushiji import KuzushijiPageDataset
 from kr.datasets.labels import read_labels_csv
 from kr.evaluation import kuzushiji_f1
+from kr.runs import start_run
+
+logger = logging.getLogger(__name__)
 
 #: Columns of a submission (the competition's ``sample_submission.csv``).
 SUBMISSION_HEADER = ('image_id', 'labels')
@@ -124,7 +130,7 @@ def read_detections(path: str) -> dict:
 
 
 def _read_rows(path):
-    with open(path, newline='', encoding='utf-8') as f:
+    with open(path, newline='', encoding='utf-8-sig') as f:
         reader = csv.DictReader(f)
         missing = [c for c in DETECTION_HEADER if c not in (reader.fieldnames or [])]
         if missing:
@@ -148,17 +154,57 @@ def characters_to_submission_labels(characters) -> str:
 
 #: The detection cache written beside every submission.
 DETECTIONS_CSV = 'detection.csv'
+#: Per-page results of an unfinished run (what a resumed run skips), and the settings
+#: they were made with.
+PAGES_DIR = 'pages'
+PAGES_SETTINGS = 'settings.json'
+
+
+def _page_settings(recognizer, run_record) -> dict:
+    """What decides a page's result: the models and the recognizer's settings."""
+    record = run_record or {}
+    models = {k: os.path.abspath(record[k]) for k in ('detector', 'classifier')
+              if isinstance(record.get(k), str)}
+    return dict(models, detection_threshold=float(recognizer.detection_threshold),
+                class_threshold=float(recognizer.class_threshold), tta=bool(recognizer.tta))
+
+
+def _finished_pages(pages_dir: str, settings: dict) -> dict:
+    """The page results an interrupted run left in ``pages_dir``; it must have used the
+    same settings."""
+    path = os.path.join(pages_dir, PAGES_SETTINGS)
+    if not os.path.isfile(path):  # killed before it wrote a page
+        return {}
+    with open(path, encoding='utf-8') as f:
+        earlier = json.load(f)
+    if earlier != settings:
+        changed = sorted(k for k in set(earlier) | set(settings)
+                         if earlier.get(k) != settings.get(k))
+        raise ValueError('{} holds pages of an unfinished run with other settings ({}): pass '
+                         '--restart to start over, or choose another --out'.format(
+                             pages_dir, ', '.join(changed)))
+    done = {}
+    for name in os.listdir(pages_dir):
+        if name.endswith('.json') and name != PAGES_SETTINGS:
+            with open(os.path.join(pages_dir, name), encoding='utf-8') as f:
+                done[name[:-len('.json')]] = json.load(f)
+    return done
 
 
 def make_submission(recognizer, data_dir: str, out_dir: str, detections: str = None,
-                    run_record: dict = None) -> dict:
+                    run_record: dict = None, restart: bool = False) -> dict:
     """Recognise every test page and write ``<out_dir>/submission.csv`` (SPEC section 6).
 
-    Also written to ``out_dir``: ``detection.csv`` (every page's detections, for a later
-    run's ``detections``), ``submission_info.json`` (thresholds, models, versions and
-    counts, from ``run_record``), and, when the test pages have ground truth
+    Also written to ``out_dir``: ``args.json`` (``run_record``), ``detection.csv`` (every
+    page's detections, for a later run's ``detections``), ``submission_info.json``
+    (thresholds, models, versions and counts), and, when the test pages have ground truth
     (``test_labels.csv`` of a synthetic set), ``metrics.json`` (the competition F1) and
     ``pages.csv`` (per-page TP/FP/FN).
+
+    Every test image is checked to open before the first page is recognised. Each page's
+    result is kept in ``pages/<image_id>.json`` as it is done, so an interrupted run resumes
+    where it stopped (with the same models and settings) and writes the same files as an
+    uninterrupted one.
 
     Args:
         recognizer: A :class:`kr.inference.PageRecognizer` (anything with
@@ -168,25 +214,49 @@ def make_submission(recognizer, data_dir: str, out_dir: str, detections: str = N
         out_dir: Output folder (created).
         detections: A detection cache (``detection.csv`` of an earlier run with the same
             detector) to reuse: pages found there skip the detector.
-        run_record: Recorded in ``submission_info.json``.
+        run_record: Written as ``args.json`` and recorded in ``submission_info.json``.
+        restart: Forget the pages of an unfinished run in ``out_dir``.
 
     Returns:
         dict: What ``submission_info.json`` holds (plus ``metrics`` when scored).
+
+    Raises:
+        ValueError: A test image that does not open (all such are named), or an unfinished
+            run in ``out_dir`` with other settings.
     """
     pages = KuzushijiPageDataset(data_dir, 'test')
-    os.makedirs(out_dir, exist_ok=True)
     cache = read_detections(detections) if detections else {}
-    labels, n_chars = {}, 0
+    pages_dir = os.path.join(out_dir, PAGES_DIR)
+    if restart and os.path.isdir(pages_dir):
+        shutil.rmtree(pages_dir)
+    settings = _page_settings(recognizer, run_record)
+    done = _finished_pages(pages_dir, settings) if os.path.isdir(pages_dir) else {}
+    todo = [i for i, image_id in enumerate(pages.ids) if image_id not in done]
+    pages.check_images(todo)
+    start_run(out_dir, run_record)
+    os.makedirs(pages_dir, exist_ok=True)
+    fileio.write_json(os.path.join(pages_dir, PAGES_SETTINGS), settings)
+    if done:
+        logger.info('resuming: %d of %d pages already done in %s', len(done), len(pages),
+                    pages_dir)
     for image_id, _, chars in recognizer.recognize_dataset(pages, detections=cache,
-                                                           desc='submission'):
-        labels[image_id] = characters_to_submission_labels(chars)
-        n_chars += len(chars)
+                                                           indices=todo, desc='submission'):
+        bboxes, scores = cache[image_id]
+        done[image_id] = {'labels': characters_to_submission_labels(chars),
+                          'characters': len(chars), 'bboxes': _format_floats(bboxes),
+                          'scores': _format_floats(scores)}
+        fileio.write_json(os.path.join(pages_dir, image_id + '.json'), done[image_id],
+                          indent=None)
+    labels = {i: done[i]['labels'] for i in pages.ids}
+    found = {i: (np.array(done[i]['bboxes'].split(), dtype=np.float32).reshape(-1, 4),
+                 np.array(done[i]['scores'].split(), dtype=np.float32)) for i in pages.ids}
     path = os.path.join(out_dir, 'submission.csv')
     write_submission(path, labels, pages.ids)
-    write_detections(os.path.join(out_dir, DETECTIONS_CSV), cache, image_ids=pages.ids)
+    write_detections(os.path.join(out_dir, DETECTIONS_CSV), found, image_ids=pages.ids)
     info = dict(run_record or {})
     info.update({'submission': path, 'detections_reused': detections,
-                 'pages': len(pages), 'characters': n_chars,
+                 'pages': len(pages), 'pages_resumed': len(pages) - len(todo),
+                 'characters': sum(done[i]['characters'] for i in pages.ids),
                  'detection_threshold': recognizer.detection_threshold,
                  'class_threshold': recognizer.class_threshold, 'tta': recognizer.tta})
     if pages.labeled:
@@ -196,4 +266,5 @@ def make_submission(recognizer, data_dir: str, out_dir: str, detections: str = N
         with fileio.atomic_write(os.path.join(out_dir, 'pages.csv'), newline='') as f:
             result.pages.to_csv(f, index=False)
     fileio.write_json(os.path.join(out_dir, 'submission_info.json'), info)
+    shutil.rmtree(pages_dir)
     return info

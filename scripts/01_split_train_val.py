@@ -27,10 +27,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cli.setup_run(args, out_attr='split_dir')
+    record = cli.setup_run(args)
     try:
         summary = split_train_val(data_dir=args.data_dir, split_dir=args.split_dir,
-                                  n_splits=args.n_splits)
+                                  n_splits=args.n_splits, run_record=record)
     except (FileNotFoundError, ValueError) as e:
         sys.exit('error: {}'.format(e))
     for k, s in summary.items():

@@ -32,7 +32,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     # args.json goes in the crop folder itself, which must not exist before the crops do.
-    record = cli.setup_run(args, out_attr=None)
+    record = cli.setup_run(args)
     try:
         summary = crop_characters(data_dir=args.data_dir, out_dir=args.out,
                                   split_dir=args.split_dir, workers=args.workers,

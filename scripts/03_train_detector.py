@@ -62,8 +62,8 @@ def main(argv=None):
     training = DETECTORS[args.detector].training()
     try:
         settings = cli.preset_settings(training.train_detector, training.PRESETS, args)
-        cli.setup_run(args)
-        training.train_detector(**settings)
+        record = cli.setup_run(args)
+        training.train_detector(**dict(settings, run_record=record))
     except (TrainingDiverged, ValueError, FileNotFoundError) as e:
         sys.exit('error: {}'.format(e))
 

@@ -70,8 +70,8 @@ def main(argv=None):
     try:
         settings = cli.preset_settings(training.train_classifier, training.PRESETS, args)
         args.n_classes = len(KuzushijiUnicodeMapping(args.data_dir))
-        cli.setup_run(args)
-        result = training.train_classifier(**settings)
+        record = cli.setup_run(args)
+        result = training.train_classifier(**dict(settings, run_record=record))
     except (ValueError, FileNotFoundError, TrainingDiverged) as e:
         sys.exit('error: {}'.format(e))
     print('validation accuracy: {}'.format(result.observation.get('validation/main/accuracy')))

@@ -36,7 +36,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    record = cli.setup_run(args, out_attr=None)
+    record = cli.setup_run(args)
     try:
         recognizer = load_recognizer(args.detector, args.classifier, args.data_dir,
                                      **cli.recognizer_settings(args))

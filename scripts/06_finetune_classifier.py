@@ -51,8 +51,8 @@ def main(argv=None):
     try:
         settings = cli.preset_settings(finetune.finetune_classifier, finetune.PRESETS, args)
         vars(args).update(classifier_architecture(args.pretrained))
-        cli.setup_run(args)
-        result = finetune.finetune_classifier(**settings)
+        record = cli.setup_run(args)
+        result = finetune.finetune_classifier(**dict(settings, run_record=record))
     except (ValueError, FileNotFoundError, TrainingDiverged) as e:
         sys.exit('error: {}'.format(e))
     print('validation accuracy (val crops are part of trainval): {}'.format(

@@ -27,6 +27,9 @@ def parse_args(argv=None):
         description=__doc__.split('\n\n')[0],
         parents=[cli.recognizer_args('submission', CLASS_SCORE_THRESHOLD),
                  cli.data_args(), cli.device_args(), cli.output_args()])
+    p.add_argument('--restart', action='store_true',
+                   help='forget the pages of an unfinished run in --out (by default an '
+                        'interrupted run resumes where it stopped)')
     p.add_argument('--detections', default=None,
                    help='reuse this detection cache (the detection.csv of an earlier run with '
                         'the same detector): only pages missing from it are detected')
@@ -40,7 +43,8 @@ def main(argv=None):
         recognizer = load_recognizer(args.detector, args.classifier, args.data_dir,
                                      **cli.recognizer_settings(args))
         info = make_submission(recognizer, data_dir=args.data_dir, out_dir=args.out,
-                               detections=args.detections, run_record=record)
+                               detections=args.detections, run_record=record,
+                               restart=args.restart)
     except (FileNotFoundError, ValueError, ImportError) as e:
         sys.exit('error: {}'.format(e))
     logger.info('%d characters on %d pages: %s', info['characters'], info['pages'],

@@ -32,11 +32,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cli.setup_run(args)
+    record = cli.setup_run(args)
     try:
         from kr.onnx import export_models
         meta = export_models(load_detector(args.detector), load_classifier(args.classifier),
-                             out_dir=args.out, opset_version=args.opset)
+                             out_dir=args.out, opset_version=args.opset, run_record=record)
     except ImportError as e:
         sys.exit('error: {} (install the onnx extra: pip install -e ".[onnx]")'.format(e))
     except (FileNotFoundError, ValueError) as e:

@@ -42,20 +42,39 @@ def test_derived_dirs():
     assert cli.default_crop_dir('d/x') == os.path.join('d', 'x-crops')
 
 
-def test_setup_run_writes_args_json_and_seeds(tmp_path):
+def test_setup_run_seeds_and_writes_nothing(tmp_path):
     args = argparse.Namespace(out=str(tmp_path / 'run' / 'a'), seed=3, lr=0.1)
     record = cli.setup_run(args)
-    saved = json.load(open(str(tmp_path / 'run' / 'a' / 'args.json')))
-    assert saved['lr'] == 0.1 and saved['seed'] == 3 and saved == record
-    assert set(saved['versions']) >= {'python', 'numpy', 'chainer', 'cupy', 'kr'}
+    assert not os.path.exists(str(tmp_path / 'run'))  # the library writes it once inputs check
+    assert record['lr'] == 0.1 and record['seed'] == 3
+    assert set(record['versions']) >= {'python', 'numpy', 'chainer', 'cupy', 'kr'}
     first = np.random.rand()
     cli.setup_run(args)
     assert np.random.rand() == first
 
 
-def test_setup_run_without_output_folder(tmp_path):
-    record = cli.setup_run(argparse.Namespace(out=str(tmp_path / 'x')), out_attr=None)
-    assert not os.path.exists(str(tmp_path / 'x')) and 'versions' in record
+def test_start_run_writes_args_json_and_guards_finished_runs(tmp_path):
+    import pytest
+    from kr.runs import start_run
+    out = str(tmp_path / 'run' / 'a')
+    start_run(out, {'lr': 0.1})
+    assert json.load(open(os.path.join(out, 'args.json'))) == {'lr': 0.1}
+    open(os.path.join(out, 'model_final.npz'), 'wb').close()
+    with pytest.raises(ValueError, match='already holds a finished run .*--resume'):
+        start_run(out, {'lr': 0.2}, finished_ok=False)
+    assert json.load(open(os.path.join(out, 'args.json'))) == {'lr': 0.1}  # unchanged
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(ValueError, match='is a file, not a folder'):
+        start_run(str(tmp_path / 'file'), {})
+
+
+def test_max_image_pixels_flag(monkeypatch):
+    import kr.datasets.image as image
+    monkeypatch.setattr(image, 'MAX_IMAGE_PIXELS', image.MAX_IMAGE_PIXELS)
+    args = argparse.ArgumentParser(parents=[cli.data_args()]).parse_args(
+        ['--max-image-pixels', '500000000'])
+    cli.setup_run(args)
+    assert image.MAX_IMAGE_PIXELS == 500000000
 
 
 def test_progress_logs_without_terminal(caplog):

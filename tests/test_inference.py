@@ -8,7 +8,6 @@ import pytest
 from kr.detector import Res18UnetCenterNet
 from kr.inference import Character
 from kr.inference import load_detector
-from kr.inference import load_recognizer
 from kr.inference import PageRecognizer
 from kr.submission import characters_to_submission_labels
 

@@ -128,3 +128,53 @@ def test_pseudo_labels_reuse_a_detection_cache(tiny_kaggle_dir, pseudo_oracle, t
     write_detections(cache, {ids[0]: (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))})
     make_pseudo_labels(oracle, data_dir, str(tmp_path / 'p'), detections=cache)
     assert oracle.cached == [True, False, False]
+
+
+def test_an_interrupted_submission_resumes_to_the_same_files(tiny_kaggle_dir, tmp_path):
+    data_dir = tiny_kaggle_dir['data_dir']
+    ids = KuzushijiPageDataset(data_dir, 'test').ids
+    whole = OracleRecognizer(data_dir)
+    make_submission(whole, data_dir, str(tmp_path / 'whole'))
+    oracle = OracleRecognizer(data_dir, fail_on=ids[2])
+    out = str(tmp_path / 'resumed')
+    with pytest.raises(KeyboardInterrupt):
+        make_submission(oracle, data_dir, out)
+    assert not os.path.exists(os.path.join(out, 'submission.csv'))
+    assert sorted(os.listdir(os.path.join(out, 'pages'))) == sorted(
+        [ids[0] + '.json', ids[1] + '.json', 'settings.json'])
+    oracle.fail_on = None
+    info = make_submission(oracle, data_dir, out)
+    assert oracle.seen == ids  # pages 0 and 1 were not recognised twice
+    assert info['pages_resumed'] == 2 and not os.path.exists(os.path.join(out, 'pages'))
+    for name in ('submission.csv', 'detection.csv', 'metrics.json', 'pages.csv'):
+        with open(os.path.join(out, name), 'rb') as a, \
+                open(str(tmp_path / 'whole' / name), 'rb') as b:
+            assert a.read() == b.read(), name
+
+
+def test_a_resumed_submission_refuses_other_settings(tiny_kaggle_dir, tmp_path):
+    data_dir = tiny_kaggle_dir['data_dir']
+    ids = KuzushijiPageDataset(data_dir, 'test').ids
+    out = str(tmp_path / 'sub')
+    with pytest.raises(KeyboardInterrupt):
+        make_submission(OracleRecognizer(data_dir, fail_on=ids[1]), data_dir, out)
+    other = OracleRecognizer(data_dir, class_threshold=0.9)
+    with pytest.raises(ValueError, match=r'pages of an unfinished run with other settings '
+                                         r'\(class_threshold\).*--restart'):
+        make_submission(other, data_dir, out)
+    assert make_submission(other, data_dir, out, restart=True)['pages_resumed'] == 0
+
+
+def test_every_test_image_is_checked_first(tiny_kaggle_dir, tmp_path):
+    import shutil
+    data_dir = str(tmp_path / 'data')
+    shutil.copytree(tiny_kaggle_dir['data_dir'], data_dir)
+    ids = KuzushijiPageDataset(data_dir, 'test').ids
+    bad = os.path.join(data_dir, 'test_images', ids[2] + '.jpg')
+    data = open(bad, 'rb').read()
+    open(bad, 'wb').write(data[:len(data) // 2])
+    oracle = OracleRecognizer(data_dir)
+    with pytest.raises(ValueError, match=r'1 of the 3 page images cannot be read: cannot read '
+                                         r'image .*{}\.jpg'.format(ids[2])):
+        make_submission(oracle, data_dir, str(tmp_path / 'sub'))
+    assert oracle.seen == [] and not os.path.exists(str(tmp_path / 'sub'))

@@ -8,7 +8,6 @@ import numpy as np
 
 from kr.classifier.registry import load_class_table
 from kr.classifier.registry import load_classifier
-from kr.classifier.registry import save_class_table
 from kr.classifier.training import BATCH_SIZE
 from kr.classifier.training import train_classifier_chain
 from kr.classifier.training import VAL_SAMPLES
@@ -52,7 +51,7 @@ def finetune_classifier(pretrained: str, pseudo_labels_dir: str, out: str, data_
                         workers: int = None, seed: int = None,
                         snapshot_interval: int = SNAPSHOT_INTERVAL,
                         eval_interval: int = SNAPSHOT_INTERVAL, val_samples: int = VAL_SAMPLES,
-                        log_interval: int = 100, comm=None):
+                        log_interval: int = 100, comm=None, run_record: dict = None):
     """Continue training a classifier on every labelled crop plus the pseudo-label crops.
 
     An epoch draws ``trainval_per_epoch`` crops of script 02's ``trainval`` index and
@@ -73,7 +72,7 @@ def finetune_classifier(pretrained: str, pseudo_labels_dir: str, out: str, data_
         crop_dir: Crops of script 02 (default ``<data_dir>-crops``).
         cv_index: Fold whose val crops are reported.
         device, epoch, iterations, batchsize, lr, weight_decay, resume, workers,
-        snapshot_interval, eval_interval, log_interval, comm: As in
+        snapshot_interval, eval_interval, log_interval, comm, run_record: As in
             :func:`~kr.classifier.training.train_classifier_chain`.
         trainval_per_epoch: Trainval crops per epoch.
         pseudo_per_epoch: Pseudo-label crops per epoch.
@@ -117,10 +116,9 @@ def finetune_classifier(pretrained: str, pseudo_labels_dir: str, out: str, data_
                              random_state=np.random.RandomState(seed))
     logger.info('finetuning %s: %d trainval + %d pseudo-label crops (%d + %d an epoch)',
                 pretrained, len(trainval), len(pseudo), trainval_per_epoch, pseudo_per_epoch)
-    save_class_table(mapping, out)
     return train_classifier_chain(
         predictor, train_set, val, out, order_sampler=sampler, device=device, epoch=epoch,
         iterations=iterations, batchsize=batchsize, lr=lr, weight_decay=weight_decay,
         lr_drop_points=LR_DROP_POINTS, workers=workers, resume=resume,
         snapshot_interval=snapshot_interval, eval_interval=eval_interval,
-        log_interval=log_interval, comm=comm)
+        log_interval=log_interval, comm=comm, run_record=run_record, class_table=mapping)

@@ -5,6 +5,7 @@ hands them to the training assembler (:func:`kr.training.train`, through
 :func:`train_classifier_chain`, which the finetuning shares).
 """
 
+import functools
 import logging
 import os
 
@@ -132,7 +133,7 @@ def train_classifier_chain(predictor, train_set, val_set, out: str, order_sample
                            lr_drop_points=(0.5, 0.75), workers: int = None,
                            resume: str = None, snapshot_interval: int = SNAPSHOT_INTERVAL,
                            eval_interval: int = EVAL_INTERVAL, log_interval: int = 100,
-                           comm=None):
+                           comm=None, run_record: dict = None, class_table=None):
     """Train ``predictor`` in :class:`chainer.links.Classifier` (softmax cross-entropy,
     accuracy) through the training assembler; the part the finetuning shares.
 
@@ -158,11 +159,15 @@ def train_classifier_chain(predictor, train_set, val_set, out: str, order_sample
             ``iterations`` is given), and at the end.
         eval_interval: Validation likewise.
         log_interval: Iterations between log entries.
+        run_record: Written as ``out/args.json`` when the run starts.
+        class_table: The :class:`~kr.datasets.KuzushijiUnicodeMapping` copied into ``out``
+            when the run starts (what makes the run folder self-contained).
 
     Returns:
         kr.training.TrainingResult
     """
     chain = L.Classifier(predictor)
+    run_files = [] if class_table is None else [functools.partial(save_class_table, class_table)]
     return train(
         chain, train_set, out, OptimizerSpec(optimizer, lr, MOMENTUM, weight_decay),
         Schedule.of(epoch, iterations, lr_drops=lr_drop_points,
@@ -173,7 +178,8 @@ def train_classifier_chain(predictor, train_set, val_set, out: str, order_sample
         print_keys=['main/loss', 'main/accuracy', 'validation/main/loss',
                     'validation/main/accuracy'],
         plots={'loss.png': ['main/loss', 'validation/main/loss'],
-               'accuracy.png': ['main/accuracy', 'validation/main/accuracy']}, comm=comm)
+               'accuracy.png': ['main/accuracy', 'validation/main/accuracy']}, comm=comm,
+        run_record=run_record, run_files=run_files)
 
 
 def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str = 'mobilenetv3',
@@ -187,7 +193,7 @@ def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str =
                      workers: int = None, seed: int = None,
                      snapshot_interval: int = SNAPSHOT_INTERVAL,
                      eval_interval: int = EVAL_INTERVAL, val_samples: int = VAL_SAMPLES,
-                     log_interval: int = 100, comm=None):
+                     log_interval: int = 100, comm=None, run_record: dict = None):
     """Train a character classifier on the crops of script 02 (SPEC section 4).
 
     The class table is ``<data_dir>/unicode_translation.csv`` (one output per row); it is
@@ -224,6 +230,7 @@ def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str =
         val_samples: Validation crops used (a fixed random subset).
         log_interval: Iterations between log entries.
         comm: A ChainerMN communicator (``None``: one process).
+        run_record: Written as ``out/args.json`` when the run starts (inputs checked).
 
     Returns:
         kr.training.TrainingResult: ``model`` is the trained classifier, on the CPU.
@@ -255,10 +262,9 @@ def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str =
     logger.info('%s (%d classes, width %g, input %d): %d train crops (%d a epoch, %s sampler), '
                 '%d val crops', model, len(mapping), width, input_size, len(train_set),
                 epoch_size, sampler, len(val_set))
-    save_class_table(mapping, out)
     return train_classifier_chain(
         predictor, train_set, val_set, out, order_sampler=order_sampler, device=device,
         epoch=epoch, iterations=iterations, batchsize=batchsize, optimizer=optimizer, lr=lr,
         weight_decay=weight_decay, workers=workers, resume=resume,
         snapshot_interval=snapshot_interval, eval_interval=eval_interval,
-        log_interval=log_interval, comm=comm)
+        log_interval=log_interval, comm=comm, run_record=run_record, class_table=mapping)

@@ -79,9 +79,25 @@ def crop_page(image, bboxes, pad_ratio: float = CROP_PAD_RATIO):
     return [crop_with_fill(image, b, fill) for b in boxes], boxes
 
 
+def boxes_outside(bboxes, width: int, height: int) -> np.ndarray:
+    """Indices of the ``(R, 4)`` xyxy boxes that lie wholly outside a ``width x height``
+    page (their crops would be nothing but the fill colour)."""
+    b = np.asarray(bboxes, dtype=np.float64).reshape(-1, 4)
+    return np.flatnonzero((b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= width)
+                          | (b[:, 1] >= height))
+
+
 def _crop_one_page(task):
     image_path, image_id, bboxes, unicodes, root = task
-    crops, boxes = crop_page(load_image(image_path), bboxes)
+    image = load_image(image_path)
+    outside = boxes_outside(bboxes, *image.size)
+    if len(outside):
+        i = int(outside[0])
+        logger.warning('%s: %d box(es) lie outside the %d x %d page, e.g. %s at %s: their '
+                       'crops are blank (check the labels)', image_id, len(outside),
+                       image.size[0], image.size[1], unicodes[i],
+                       [float(v) for v in bboxes[i]])
+    crops, boxes = crop_page(image, bboxes)
     page_dir = os.path.join(CHAR_IMAGE_DIR, image_id)
     os.makedirs(os.path.join(root, page_dir), exist_ok=True)
     records = []

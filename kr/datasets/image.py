@@ -1,6 +1,8 @@
 """Reading page images, cropping with fill, and the one pixel normalisation of ``kr``."""
 
+import contextlib
 import os
+import threading
 
 import chainer
 import numpy as np
@@ -9,23 +11,99 @@ from PIL import Image
 #: Pixel normalisation of the original training code: ``(x - 127.5) / 128``.
 PIXEL_MEAN = 127.5
 PIXEL_SCALE = 128.0
+#: Largest page ``load_image`` opens, in pixels: twice a 600-dpi scan of a large book page
+#: (12,000 x 16,000 = 192 million), where PIL's own guard (89 million, against
+#: decompression bombs) would refuse real scans. ``--max-image-pixels`` raises it.
+MAX_IMAGE_PIXELS = 400_000_000
+#: Modes of one-channel images wider than 8 bits, and the value that stands for white.
+_WIDE_MODES = {'I;16': 65535, 'I;16L': 65535, 'I;16B': 65535, 'I;16N': 65535, 'I': None,
+               'F': None}
+_PIL_LIMIT_LOCK = threading.Lock()
 
 
-def load_image(path: str) -> Image.Image:
-    """Open an image file as an RGB PIL image (grayscale, palette and RGBA are converted).
+def set_max_image_pixels(limit: int) -> None:
+    """Set the largest page :func:`load_image` opens (see :data:`MAX_IMAGE_PIXELS`).
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: The file cannot be decoded (the message names it).
+        ValueError: A limit that is not a positive number.
     """
+    global MAX_IMAGE_PIXELS
+    if limit is None or int(limit) < 1:
+        raise ValueError('--max-image-pixels must be a positive number, got {}'.format(limit))
+    MAX_IMAGE_PIXELS = int(limit)
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """A one-channel image of 16 or 32 bits (or floats) as 8-bit greyscale, scaled so that
+    its type's white stays white (PIL's own ``convert`` clips such values to 255)."""
+    a = np.asarray(img)
+    white = _WIDE_MODES[img.mode]
+    if white is None:  # 32-bit integers or floats: take the range the data uses
+        top = float(np.nanmax(a)) if a.size else 0.0
+        white = 1.0 if img.mode == 'F' and top <= 1.0 else (255 if top <= 255 else
+                                                            (65535 if top <= 65535 else top))
+    a = np.clip(np.nan_to_num(a.astype(np.float64) * (255.0 / white)), 0, 255)
+    return Image.fromarray(np.floor(a + 0.5).astype(np.uint8), 'L')
+
+
+@contextlib.contextmanager
+def _open_page(path: str):
+    """Open ``path`` with PIL after checking its size against :data:`MAX_IMAGE_PIXELS`;
+    any decoding error inside the block becomes a ValueError that names the file."""
     if not os.path.isfile(path):
         raise FileNotFoundError('image not found: {}'.format(path))
     try:
-        with Image.open(path) as img:
-            img.load()
-            return img.convert('RGB')
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ValueError('cannot read image {}: {}'.format(path, e)) from e
+        with _PIL_LIMIT_LOCK:
+            # our own size limit replaces PIL's decompression-bomb guard, checked below
+            # from the header before any pixel is decoded
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                img = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+        with img:
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise ValueError('{} x {} pixels is more than the limit of {:,}; pass '
+                                 '--max-image-pixels {} (or call '
+                                 'kr.datasets.image.set_max_image_pixels) to open it'.format(
+                                     w, h, MAX_IMAGE_PIXELS, w * h))
+            yield img
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError('cannot read image {}: {}'.format(path, e)) from None
+
+
+def load_image(path: str) -> Image.Image:
+    """Open an image file as an RGB PIL image.
+
+    Greyscale, palette, RGBA and CMYK are converted; 16-bit and 32-bit greyscale are scaled
+    to 8 bits (16-bit white 65535 becomes 255). Pages up to :data:`MAX_IMAGE_PIXELS` open.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: The file cannot be decoded, or is larger than the limit (the message
+            names the file and the flag that raises the limit).
+    """
+    with _open_page(path) as img:
+        img.load()
+        if img.mode in _WIDE_MODES:
+            return _to_8bit(img).convert('RGB')
+        return img.convert('RGB')
+
+
+def check_image(path: str) -> None:
+    """Check that an image file opens and decodes, faster than :func:`load_image`: a JPEG
+    is decoded at 1/8 scale (its DCT allows that), which still reads every byte.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: The file cannot be decoded, or is larger than the limit (named).
+    """
+    with _open_page(path) as img:
+        if img.format == 'JPEG':
+            w, h = img.size
+            img.draft('RGB', (max(1, w // 8), max(1, h // 8)))
+        img.load()
 
 
 def to_array(image) -> np.ndarray:

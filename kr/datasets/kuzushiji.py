@@ -15,6 +15,7 @@ import os
 
 import chainer
 
+from kr.datasets.image import check_image
 from kr.datasets.image import load_image
 from kr.datasets.labels import parse_labels
 from kr.datasets.labels import read_labels_csv
@@ -139,6 +140,23 @@ class KuzushijiPageDataset(chainer.dataset.DatasetMixin):
     def image_path(self, i: int) -> str:
         """Path of page ``i``'s image."""
         return os.path.join(self.image_dir, self._ids[i] + IMAGE_EXT)
+
+    def check_images(self, indices=None) -> None:
+        """Check that the images of pages ``indices`` (default: all) open, before a long run.
+
+        Raises:
+            ValueError: Every page whose image is missing or does not decode is named (the
+                first few, and the count).
+        """
+        bad = []
+        for i in (range(len(self)) if indices is None else indices):
+            try:
+                check_image(self.image_path(i))
+            except (FileNotFoundError, ValueError) as e:
+                bad.append(str(e))
+        if bad:
+            raise ValueError('{} of the {} page images cannot be read: {}{}'.format(
+                len(bad), len(self), '; '.join(bad[:5]), ' ...' if len(bad) > 5 else ''))
 
     def get_example(self, i: int) -> dict:
         return {

@@ -158,7 +158,8 @@ def read_labels_csv(path: str, required_columns=('image_id', 'labels')):
         raise FileNotFoundError('labels file not found: {}'.format(path))
     rows = []
     seen = {}
-    with open(path, newline='', encoding='utf-8') as f:
+    # utf-8-sig: Excel's "CSV UTF-8" writes a byte-order mark before the header
+    with open(path, newline='', encoding='utf-8-sig') as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:

@@ -11,6 +11,7 @@ from kr.datasets.kuzushiji import check_data_dir
 from kr.datasets.labels import read_labels_csv
 from kr.datasets.labels import write_labels_csv
 from kr.datasets.layout import split_csv_path
+from kr.runs import start_run
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +58,12 @@ def group_kfold(groups, n_splits: int = N_SPLITS) -> np.ndarray:
     return np.array([fold_of[g] for g in groups], dtype=np.int32)
 
 
-def split_train_val(data_dir: str, split_dir: str, n_splits: int = N_SPLITS) -> dict:
+def split_train_val(data_dir: str, split_dir: str, n_splits: int = N_SPLITS,
+                    run_record: dict = None) -> dict:
     """Write ``<split_dir>/{train,val}-<k>.csv`` for every fold k, rows copied from train.csv.
 
     The page ids come from train.csv itself; rows keep train.csv's order and text.
+    ``run_record`` is written as ``<split_dir>/args.json`` once train.csv has been read.
 
     Returns:
         dict: per fold ``{'train_pages', 'val_pages', 'val_books'}``.
@@ -71,7 +74,7 @@ def split_train_val(data_dir: str, split_dir: str, n_splits: int = N_SPLITS) -> 
     if not rows:
         raise ValueError('{} has no rows to split'.format(train_csv))
     folds = group_kfold([book_title(r[0]) for r in rows], n_splits)
-    os.makedirs(split_dir, exist_ok=True)
+    start_run(split_dir, run_record)
     summary = {}
     for k in range(n_splits):
         train = [(r[0], r[1]) for r, f in zip(rows, folds) if f != k]

@@ -36,7 +36,8 @@ class KuzushijiUnicodeMapping:
         self._unicodes = []
         self._chars = []
         self._index = {}
-        with open(path, newline='', encoding='utf-8') as f:
+        # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the header
+        with open(path, newline='', encoding='utf-8-sig') as f:
             reader = csv.reader(f)
             header = [h.strip() for h in next(reader, [])]
             if header[:2] != ['Unicode', 'char']:

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from kr.datasets.labels import describe_place
+from kr.datasets.labels import UNICODE_PATTERN
 from kr.datasets.labels import split_label_groups
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,19 @@ def _parse(labels, n_tokens: int, image_id: str, source: str) -> Tuple[List[str]
         labels = ''
     tokens, values = split_label_groups(labels, n_tokens, describe_place(source, None, image_id))
     return tokens[0::n_tokens], values
+
+
+def _suspicious_tokens(image_id: str, unicodes, points) -> list:
+    """Predictions the public scorer takes as written but that can never match: a class
+    token that is not ``U+XXXX`` in upper case (it compares strings), or a point that is not
+    finite (never strictly inside a box). One description per prediction."""
+    out = []
+    for unicode, point in zip(unicodes, points):
+        if not UNICODE_PATTERN.match(unicode):
+            out.append('page {!r}: {!r} is not a code like U+304A'.format(image_id, unicode))
+        elif not np.isfinite(point).all():
+            out.append('page {!r}: {} at ({}, {})'.format(image_id, unicode, *point))
+    return out
 
 
 def parse_submission_labels(labels: str, image_id: str = None,
@@ -374,13 +388,20 @@ def kuzushiji_f1(submission: TableLike, solution: TableLike) -> F1Result:
 
     n = len(sol_ids)
     counts = np.zeros((n, 3), dtype=np.int64)
+    suspicious = []
     for k, (image_id, gt_labels) in enumerate(zip(sol_ids, sol_df[LABELS_COLUMN].tolist())):
         pred_unicodes, pred_points = parse_submission_labels(
             sub_labels[image_id], image_id=image_id, source=sub_source)
         gt_unicodes, gt_boxes = parse_solution_labels(
             gt_labels, image_id=image_id, source=sol_source)
+        suspicious += _suspicious_tokens(image_id, pred_unicodes, pred_points)
         page = score_page(pred_unicodes, pred_points, gt_unicodes, gt_boxes)
         counts[k] = (page.tp, page.fp, page.fn)
+    if suspicious:
+        logger.warning('%s: %d prediction(s) can never match a character (scored as the public '
+                       'scorer does, as false positives): %s%s', sub_source, len(suspicious),
+                       '; '.join(suspicious[:MAX_IDS_IN_ERROR]),
+                       ' ...' if len(suspicious) > MAX_IDS_IN_ERROR else '')
 
     tp, fp, fn = (int(v) for v in counts.sum(axis=0))
     f1, precision, recall = f1_from_counts(tp, fp, fn)

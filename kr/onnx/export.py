@@ -23,6 +23,7 @@ from kr import fileio
 from kr.classifier.registry import CLASSIFIERS
 from kr.detector.registry import detector_family
 from kr.functions import stock_kernels
+from kr.runs import start_run
 from kr.runs import versions
 
 #: The newest opset onnx_chainer (Chainer 7.8.1) has converters and tests for.
@@ -209,8 +210,8 @@ def classifier_name(model) -> str:
     return None
 
 
-def export_models(detector, classifier, out_dir: str,
-                  opset_version: int = OPSET_VERSION) -> dict:
+def export_models(detector, classifier, out_dir: str, opset_version: int = OPSET_VERSION,
+                  run_record: dict = None) -> dict:
     """Export both models and the metadata the ONNX Runtime backend needs.
 
     Writes ``<out_dir>/detector.onnx``, ``<out_dir>/classifier.onnx`` and
@@ -225,13 +226,14 @@ def export_models(detector, classifier, out_dir: str,
         classifier: A classifier of ``kr.classifier`` on the CPU.
         out_dir: Output folder (created).
         opset_version: ONNX opset.
+        run_record: Written as ``out_dir/args.json`` first.
 
     Returns:
         dict: The metadata written.
     """
     import onnx
     family = detector_family(detector)
-    os.makedirs(out_dir, exist_ok=True)
+    start_run(out_dir, run_record)
     export_detector(detector, os.path.join(out_dir, DETECTOR_FILE), opset_version)
     cls_proto = export_classifier(classifier, os.path.join(out_dir, CLASSIFIER_FILE),
                                   opset_version)

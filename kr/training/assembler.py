@@ -35,6 +35,7 @@ from chainer.training import triggers
 
 from kr import fileio
 from kr.devices import get_device
+from kr.runs import start_run
 from kr.training.extensions import extend_lr_drop
 from kr.training.extensions import LR_DROP_POINTS
 from kr.training.extensions import LR_DROP_RATE
@@ -238,7 +239,8 @@ def train(chain, train_dataset, out: str, optimizer: OptimizerSpec, schedule: Sc
           batchsize: int, model=None, converter=None, validations=(), device=None,
           workers: int = None, order_sampler=None, resume: str = None, print_keys=(),
           plots=None, check_keys=('main/loss',), comm=None,
-          progress_interval: int = 10) -> TrainingResult:
+          progress_interval: int = 10, run_record: dict = None,
+          run_files=()) -> TrainingResult:
     """Train ``chain`` on ``train_dataset`` with a Chainer Trainer; see the module docstring.
 
     Args:
@@ -263,12 +265,17 @@ def train(chain, train_dataset, out: str, optimizer: OptimizerSpec, schedule: Sc
         check_keys: Reported losses checked for NaN/inf every iteration.
         comm: A ChainerMN communicator (``None``: one process).
         progress_interval: Progress bar update interval in iterations.
+        run_record: Written as ``out/args.json`` once the device is checked (by rank 0),
+            the start of the run; ``out`` must not hold a finished run unless resuming.
+        run_files: Callables ``write(out)`` run right after ``args.json`` is written (the
+            classifier's class table).
 
     Returns:
         TrainingResult
 
     Raises:
-        ValueError: Bad settings, a device that cannot be used, or an unreadable snapshot.
+        ValueError: Bad settings, a device that cannot be used, an unreadable snapshot, or
+            an ``out`` that holds a finished run (and no ``resume``).
         FileNotFoundError: ``resume`` does not exist.
         kr.training.TrainingDiverged: A loss became NaN or infinite.
     """
@@ -286,6 +293,10 @@ def train(chain, train_dataset, out: str, optimizer: OptimizerSpec, schedule: Sc
         import chainermn
         opt = chainermn.create_multi_node_optimizer(opt, comm)
     report = comm is None or comm.rank == 0
+    if report:
+        start_run(out, run_record, finished_ok=bool(resume))
+        for write in run_files:
+            write(out)
 
     iterators = [make_iterator(train_dataset, batchsize, workers, order_sampler=order_sampler)]
     try:
@@ -311,7 +322,8 @@ def train(chain, train_dataset, out: str, optimizer: OptimizerSpec, schedule: Sc
         if resume:
             _load_snapshot(resume, trainer)
             logger.info('resumed from %s at iteration %d', resume, updater.iteration)
-        trainer.run()
+        # the error reaches the caller whole; Chainer's own traceback print is noise there
+        trainer.run(show_loop_exception_msg=False)
     finally:
         for iterator in iterators:
             iterator.finalize()

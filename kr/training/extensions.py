@@ -1,6 +1,8 @@
 """Trainer extensions shared by the detector and classifier training."""
 
 import math
+import os
+import re
 
 import chainer
 from chainer.training import extensions
@@ -89,7 +91,18 @@ class FailOnNonFinite(chainer.training.Extension):
                 continue
             value = float(chainer.backend.CpuDevice().send(getattr(value, 'array', value)))
             if not math.isfinite(value):
-                raise TrainingDiverged(
-                    '{} is {} at iteration {}: training stopped; the last snapshot in {} is '
-                    'kept (try a lower --lr)'.format(key, value, trainer.updater.iteration,
-                                                     trainer.out))
+                raise TrainingDiverged('{} is {} at iteration {}: training stopped; {}'.format(
+                    key, value, trainer.updater.iteration, _what_is_kept(trainer.out)))
+
+
+def _what_is_kept(out: str) -> str:
+    """What a diverged run leaves to resume from, for its error message."""
+    pattern = re.compile(r'^snapshot_iter_(\d+)$')
+    found = sorted((int(m.group(1)), name) for name in (os.listdir(out) if os.path.isdir(out)
+                                                        else ())
+                   for m in [pattern.match(name)] if m)
+    if not found:
+        return 'no snapshot was written yet: start again with a lower --lr'
+    return ('the snapshots are kept, the last one {} (iteration {}); its weights may already '
+            'be on their way to diverging, so resume from it or an earlier one with a lower '
+            '--lr'.format(os.path.join(out, found[-1][1]), found[-1][0]))

@@ -2,12 +2,11 @@
 
 from chainer.training import extensions
 
+from kr.runs import FINAL_MODEL  # NOQA: re-exported
 from kr.training.extensions import FailOnNonFinite
 
 #: Snapshot file pattern of trainer states (what ``--resume`` takes).
 SNAPSHOT_PATTERN = 'snapshot_iter_{.updater.iteration}'
-#: Weights written when a run ends, whatever its length (what the next script takes).
-FINAL_MODEL = 'model_final.npz'
 
 
 def extend_standard(trainer, model, print_keys, schedule, plots=None,

@@ -86,3 +86,40 @@ def test_missing_split_names_script_01(tmp_path):
     proc = run('--data-dir', str(data_dir), *TINY, '--out', str(tmp_path / 'run'),
                '--iterations', '1')
     assert proc.returncode != 0 and '01_split_train_val.py' in proc.stderr
+
+
+@pytest.fixture
+def finished_run(tmp_path):
+    """The folder of a finished detector run (args.json and model_final.npz)."""
+    import chainer
+    from kr.detector import build_detector
+    run = tmp_path / 'run'
+    run.mkdir()
+    chainer.serializers.save_npz(str(run / 'model_final.npz'), build_detector(width=0.125))
+    (run / 'args.json').write_text(json.dumps({'detector': 'centernet', 'width': 0.125}))
+    return run
+
+
+def _files(folder):
+    return {n: open(os.path.join(str(folder), n), 'rb').read() for n in os.listdir(str(folder))}
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_not_trained_over(detector_data, finished_run):
+    before = _files(finished_run)
+    proc = run('--data-dir', detector_data['data_dir'], '--split-dir', detector_data['split_dir'],
+               *TINY, '--iterations', '1', '--out', str(finished_run))
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    assert 'already holds a finished run' in proc.stderr and '--resume' in proc.stderr
+    assert _files(finished_run) == before
+
+
+@pytest.mark.slow
+def test_a_model_file_given_to_resume(detector_data, finished_run, tmp_path):
+    proc = run('--data-dir', detector_data['data_dir'], '--split-dir', detector_data['split_dir'],
+               *TINY, '--iterations', '1', '--out', str(tmp_path / 'new'),
+               '--resume', str(finished_run / 'model_final.npz'))
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: cannot resume from') and 'model_final.npz' in last
+    assert 'snapshot_iter_<n>' in last

@@ -29,7 +29,6 @@ from kr.training import OptimizerSpec
 from kr.training import Schedule
 from kr.training import train
 from kr.training import Validation
-from kr.training.optimizers import OPTIMIZERS  # NOQA: the --optimizer choices
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +151,7 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
                    grad_clip: float = GRAD_CLIP, snapshot_interval: int = 10,
                    eval_interval: int = 10, log_interval: int = 100, val_pages: int = 160,
                    workers: int = None, resume: str = None, seed: int = None,
-                   progress_interval: int = 10, comm=None):
+                   progress_interval: int = 10, comm=None, run_record: dict = None):
     """Train ``Res18UnetCenterNet`` on a Kaggle-layout folder.
 
     The defaults are the original's schedule (the ``full`` preset, SPEC section 3): NesterovAG
@@ -173,7 +172,7 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
         batchsize: Crops per iteration.
         epoch: Length of training in epochs (when ``iterations`` is None).
         iterations: Length of training in iterations.
-        optimizer: Key of :data:`OPTIMIZERS`.
+        optimizer: Key of :data:`kr.training.OPTIMIZERS`.
         lr: Learning rate (Adam's alpha).
         weight_decay: Weight decay rate.
         grad_clip: Gradient-norm clipping threshold.
@@ -188,6 +187,7 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
         seed: Seed of the augmentation, the initial weights and the order of the crops.
         progress_interval: Progress bar update interval in iterations.
         comm: A ChainerMN communicator (``None``: one process).
+        run_record: Written as ``out/args.json`` when the run starts (inputs checked).
 
     Returns:
         kr.training.TrainingResult: ``model`` is the trained Res18UnetCenterNet, on the CPU.
@@ -231,4 +231,4 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
     return train(chain, train_set, out, spec, schedule, batchsize, model=model,
                  converter=centernet_converter, validations=validations, device=device,
                  workers=workers, resume=resume, print_keys=print_keys, plots=plots,
-                 comm=comm, progress_interval=progress_interval)
+                 comm=comm, progress_interval=progress_interval, run_record=run_record)
