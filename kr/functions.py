@@ -124,50 +124,54 @@ if numba is not None:
         lo = max(0, (pad - j + stride - 1) // stride)
         return lo, min(out_w, (wd - 1 + pad - j) // stride + 1)
 
+    @numba.njit(inline='always', fastmath={'reassoc', 'contract', 'nsz', 'arcp'})
+    def _depthwise_row(x, w, out, gy, gx, gw_part, b, oh, stride, pad,
+                       backward):  # pragma: no cover (JIT)
+        """Visit the windows of output row ``oh`` of sample ``b`` once: add the row's
+        outputs to ``out`` (forward), or its input and weight gradients to ``gx`` and
+        ``gw_part[b]`` (backward). One traversal for both passes; ``backward`` is a
+        constant at each call, so the compiled loops carry no branch."""
+        _, h, wd, c = x.shape
+        k = w.shape[0]
+        out_w = out.shape[2]
+        for i in range(k):
+            ih = oh * stride + i - pad
+            if ih < 0 or ih >= h:
+                continue
+            for j in range(k):
+                lo, hi = _column_range(j, stride, pad, wd, out_w)
+                for ow in range(lo, hi):
+                    iw = ow * stride + j - pad
+                    if backward:
+                        for ch in range(c):
+                            g = gy[b, oh, ow, ch]
+                            gx[b, ih, iw, ch] += g * w[i, j, ch]
+                            gw_part[b, i, j, ch] += g * x[b, ih, iw, ch]
+                    else:
+                        for ch in range(c):
+                            out[b, oh, ow, ch] += x[b, ih, iw, ch] * w[i, j, ch]
+
     @_jit
     def _depthwise_forward_nhwc(x, w, stride, pad, out_h, out_w):  # pragma: no cover (JIT)
         """``x`` (N, H, W, C), ``w`` (k, k, C) -> (N, out_h, out_w, C)."""
-        n, h, wd, c = x.shape
-        k = w.shape[0]
+        n, c = x.shape[0], x.shape[3]
         y = numpy.zeros((n, out_h, out_w, c), dtype=x.dtype)
         for r in numba.prange(n * out_h):
-            b = r // out_h
-            oh = r % out_h
-            for i in range(k):
-                ih = oh * stride + i - pad
-                if ih < 0 or ih >= h:
-                    continue
-                for j in range(k):
-                    lo, hi = _column_range(j, stride, pad, wd, out_w)
-                    for ow in range(lo, hi):
-                        iw = ow * stride + j - pad
-                        for ch in range(c):
-                            y[b, oh, ow, ch] += x[b, ih, iw, ch] * w[i, j, ch]
+            _depthwise_row(x, w, y, y, x, y, r // out_h, r % out_h, stride, pad, False)
         return y
 
     @_jit
     def _depthwise_backward_nhwc(x, w, gy, stride, pad):  # pragma: no cover (JIT)
         """Gradients ``(gx (N, H, W, C), gw (k, k, C))`` of the forward kernel."""
-        n, h, wd, c = x.shape
+        n, c = x.shape[0], x.shape[3]
         k = w.shape[0]
-        out_h, out_w = gy.shape[1], gy.shape[2]
+        out_h = gy.shape[1]
         gx = numpy.zeros_like(x)
         # One partial weight gradient per sample: samples run in parallel without races.
         gw_part = numpy.zeros((n, k, k, c), dtype=x.dtype)
         for b in numba.prange(n):
             for oh in range(out_h):
-                for i in range(k):
-                    ih = oh * stride + i - pad
-                    if ih < 0 or ih >= h:
-                        continue
-                    for j in range(k):
-                        lo, hi = _column_range(j, stride, pad, wd, out_w)
-                        for ow in range(lo, hi):
-                            iw = ow * stride + j - pad
-                            for ch in range(c):
-                                g = gy[b, oh, ow, ch]
-                                gx[b, ih, iw, ch] += g * w[i, j, ch]
-                                gw_part[b, i, j, ch] += g * x[b, ih, iw, ch]
+                _depthwise_row(x, w, gy, gy, gx, gw_part, b, oh, stride, pad, True)
         return gx, gw_part.sum(axis=0)
 
     @numba.njit(inline='always', fastmath={'reassoc', 'contract', 'nsz', 'arcp'})

@@ -82,7 +82,8 @@ def test_a_failed_start_leaves_no_folder(name, tmp_path):
     proc = script(name, '--data-dir', tmp_path / 'typo', '--split-dir', tmp_path / 'split',
                   *(['--out', tmp_path / 'new'] if name.startswith('03') else []))
     assert_user_error(proc, 'typo')
-    assert not os.path.exists(str(tmp_path / 'new')) and not os.path.exists(str(tmp_path / 'split'))
+    assert not os.path.exists(str(tmp_path / 'new'))
+    assert not os.path.exists(str(tmp_path / 'split'))
 
 
 def test_a_failed_submission_leaves_no_folder(tiny_models, tmp_path):

@@ -26,7 +26,8 @@ def _fires(trigger, length, unit, iter_per_epoch=4):
 
 
 def test_every_trigger_fires_on_the_interval_and_at_the_end():
-    assert _fires(EveryTrigger(3, 'iteration', (10, 'iteration')), 10, 'iteration') == [3, 6, 9, 10]
+    every3 = EveryTrigger(3, 'iteration', (10, 'iteration'))
+    assert _fires(every3, 10, 'iteration') == [3, 6, 9, 10]
     # an interval in the run's unit that divides the length fires once at the end
     assert _fires(EveryTrigger(5, 'iteration', (10, 'iteration')), 10, 'iteration') == [5, 10]
     # epochs of 4 iterations: every 2 epochs, and the end of a 5-epoch run
