@@ -16,6 +16,9 @@ from kr.datasets.image import set_max_image_pixels
 from kr.datasets.layout import default_crop_dir  # NOQA: re-exported for the scripts
 from kr.datasets.layout import default_split_dir  # NOQA: re-exported for the scripts
 from kr.runs import run_record
+from kr.training.distributed import COMMUNICATORS
+from kr.training.distributed import create_communicator
+from kr.training.distributed import LR_RULES
 from kr.runs import seed_everything
 from kr.training.presets import resolve_preset
 
@@ -62,6 +65,44 @@ def output_args(default: str = None) -> argparse.ArgumentParser:
     p.add_argument('--out', default=default, required=default is None,
                    help='output folder' + (' (default: %(default)s)' if default else ''))
     return p
+
+
+def dist_args() -> argparse.ArgumentParser:
+    """Parent parser with ``--communicator`` and ``--lr-rule`` (data-parallel runs under
+    ``mpiexec``; see :mod:`kr.training.distributed`)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument('--communicator', choices=COMMUNICATORS, default=None,
+                   help='run data-parallel with ChainerMN, one process per rank under mpiexec '
+                        '-n N: naive (CPU), flat or pure_nccl (one GPU per rank) (default: '
+                        'one process)')
+    p.add_argument('--lr-rule', choices=LR_RULES, default='linear',
+                   help='with --communicator, the lr for the global batch of N ranks: linear '
+                        '(N x --lr), sqrt (sqrt(N) x --lr) or none (default: %(default)s)')
+    return p
+
+
+def communicator(args: argparse.Namespace):
+    """The ChainerMN communicator of ``--communicator`` (``None`` without it)."""
+    name = getattr(args, 'communicator', None)
+    if name is None:
+        return None
+    comm = create_communicator(name)
+    # an exception that escapes on one rank aborts them all instead of leaving the others
+    # waiting for it in a collective forever
+    from chainermn import global_except_hook
+    global_except_hook.add_hook()
+    return comm
+
+
+def fail(error, comm=None):
+    """End a script on a user error: one ``error:`` line on stderr and exit status 1; on a
+    rank of a distributed run, the line names the rank and every rank is stopped (MPI
+    abort), so that none waits forever for the one that failed."""
+    if comm is None or comm.size == 1:
+        sys.exit('error: {}'.format(error))
+    sys.stderr.write('error: rank {} of {}: {}\n'.format(comm.rank, comm.size, error))
+    sys.stderr.flush()
+    comm.mpi_comm.Abort(1)
 
 
 def model_args() -> argparse.ArgumentParser:

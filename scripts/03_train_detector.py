@@ -13,7 +13,6 @@ given explicitly overrides the preset. Writes ``args.json`` (the settings used, 
 """
 
 import argparse
-import sys
 
 from kr import cli
 from kr.detector import DETECTORS
@@ -24,7 +23,8 @@ from kr.training import TrainingDiverged
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
-        parents=[cli.data_args(), cli.device_args(), cli.output_args('results/detector')])
+        parents=[cli.data_args(), cli.device_args(), cli.dist_args(),
+                 cli.output_args('results/detector')])
     p.add_argument('--detector', choices=sorted(DETECTORS), default='centernet',
                    help='detector family (default: %(default)s)')
     p.add_argument('--preset', default='full',
@@ -59,13 +59,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    comm = None
     training = DETECTORS[args.detector].training()
     try:
+        comm = cli.communicator(args)
         settings = cli.preset_settings(training.train_detector, training.PRESETS, args)
         record = cli.setup_run(args)
-        training.train_detector(**dict(settings, run_record=record))
-    except (TrainingDiverged, ValueError, FileNotFoundError) as e:
-        sys.exit('error: {}'.format(e))
+        training.train_detector(**dict(settings, run_record=record, comm=comm))
+    except (TrainingDiverged, ValueError, FileNotFoundError, ImportError) as e:
+        cli.fail(e, comm)
 
 
 if __name__ == '__main__':

@@ -12,7 +12,6 @@ with (``unicode_translation.csv``), logs, plots, snapshots, model snapshots and
 """
 
 import argparse
-import sys
 
 from kr import cli
 from kr.classifier import CLASSIFIERS
@@ -25,7 +24,7 @@ from kr.training import TrainingDiverged
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                parents=[cli.data_args(), cli.device_args(),
+                                parents=[cli.data_args(), cli.device_args(), cli.dist_args(),
                                          cli.output_args('results/classifier')])
     p.add_argument('--crop-dir', default=None,
                    help='crops of scripts/02_crop_characters.py (default: <data-dir>-crops)')
@@ -67,13 +66,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    comm = None
     try:
+        comm = cli.communicator(args)
         settings = cli.preset_settings(training.train_classifier, training.PRESETS, args)
         args.n_classes = len(KuzushijiUnicodeMapping(args.data_dir))
         record = cli.setup_run(args)
-        result = training.train_classifier(**dict(settings, run_record=record))
-    except (ValueError, FileNotFoundError, TrainingDiverged) as e:
-        sys.exit('error: {}'.format(e))
+        result = training.train_classifier(**dict(settings, run_record=record, comm=comm))
+    except (ValueError, FileNotFoundError, TrainingDiverged, ImportError) as e:
+        cli.fail(e, comm)
     print('validation accuracy: {}'.format(result.observation.get('validation/main/accuracy')))
 
 

@@ -12,7 +12,6 @@ loads like any classifier run.
 """
 
 import argparse
-import sys
 
 from kr import cli
 from kr.classifier import classifier_architecture
@@ -22,7 +21,7 @@ from kr.training import TrainingDiverged
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                parents=[cli.data_args(), cli.device_args(),
+                                parents=[cli.data_args(), cli.device_args(), cli.dist_args(),
                                          cli.output_args('results/classifier-finetune')])
     p.add_argument('pretrained', help="model_<epoch>.npz of script 04 (its args.json beside it)")
     p.add_argument('--pseudo-labels-dir', required=True, help='output folder of script 05')
@@ -48,13 +47,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    comm = None
     try:
+        comm = cli.communicator(args)
         settings = cli.preset_settings(finetune.finetune_classifier, finetune.PRESETS, args)
         vars(args).update(classifier_architecture(args.pretrained))
         record = cli.setup_run(args)
-        result = finetune.finetune_classifier(**dict(settings, run_record=record))
-    except (ValueError, FileNotFoundError, TrainingDiverged) as e:
-        sys.exit('error: {}'.format(e))
+        result = finetune.finetune_classifier(**dict(settings, run_record=record, comm=comm))
+    except (ValueError, FileNotFoundError, TrainingDiverged, ImportError) as e:
+        cli.fail(e, comm)
     print('validation accuracy (val crops are part of trainval): {}'.format(
         result.observation.get('validation/main/accuracy')))
 

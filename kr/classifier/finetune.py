@@ -19,6 +19,9 @@ from kr.datasets.layout import default_crop_dir
 from kr.datasets.sampling import MixtureSampler
 from kr.runs import seed_everything
 from kr.training import check_resume
+from kr.training.distributed import per_rank
+from kr.training.distributed import rank_seed
+from kr.training.distributed import shard_labelled
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +54,8 @@ def finetune_classifier(pretrained: str, pseudo_labels_dir: str, out: str, data_
                         workers: int = None, seed: int = None,
                         snapshot_interval: int = SNAPSHOT_INTERVAL,
                         eval_interval: int = SNAPSHOT_INTERVAL, val_samples: int = VAL_SAMPLES,
-                        log_interval: int = 100, comm=None, run_record: dict = None):
+                        log_interval: int = 100, comm=None, lr_rule: str = 'linear',
+                        run_record: dict = None):
     """Continue training a classifier on every labelled crop plus the pseudo-label crops.
 
     An epoch draws ``trainval_per_epoch`` crops of script 02's ``trainval`` index and
@@ -72,8 +76,9 @@ def finetune_classifier(pretrained: str, pseudo_labels_dir: str, out: str, data_
         crop_dir: Crops of script 02 (default ``<data_dir>-crops``).
         cv_index: Fold whose val crops are reported.
         device, epoch, iterations, batchsize, lr, weight_decay, resume, workers,
-        snapshot_interval, eval_interval, log_interval, comm, run_record: As in
-            :func:`~kr.classifier.training.train_classifier_chain`.
+        snapshot_interval, eval_interval, log_interval, comm, lr_rule, run_record: As in
+            :func:`~kr.classifier.training.train_classifier_chain` (with ``comm``, each rank
+            draws its share of both kinds of crops from its shards).
         trainval_per_epoch: Trainval crops per epoch.
         pseudo_per_epoch: Pseudo-label crops per epoch.
         seed: Seed of the sampler, the transforms and the dropout.
@@ -90,13 +95,14 @@ def finetune_classifier(pretrained: str, pseudo_labels_dir: str, out: str, data_
         if data_dir is None:
             raise ValueError('give crop_dir (--crop-dir) or data_dir (--data-dir)')
         crop_dir = default_crop_dir(data_dir)
-    check_resume(resume)
+    check_resume(resume, comm)
     mapping = load_class_table(pretrained, data_dir)
     if seed is not None:
-        seed_everything(seed)
+        seed_everything(rank_seed(seed, comm))
     predictor = load_classifier(pretrained)
     size = predictor.input_size
-    light = ClassifierTransform(size, train=True, augment=True, light=True, seed=seed)
+    light = ClassifierTransform(size, train=True, augment=True, light=True,
+                                seed=rank_seed(seed, comm))
     trainval = KuzushijiCharCropDataset(crop_dir, 'trainval', mapping=mapping)
     pseudo = KuzushijiCharCropDataset(
         None, index_path=os.path.join(pseudo_labels_dir, PSEUDO_LABELS_JSON), mapping=mapping)
@@ -105,15 +111,18 @@ def finetune_classifier(pretrained: str, pseudo_labels_dir: str, out: str, data_
         logger.warning('%s holds no pseudo labels: finetuning on trainval crops only',
                        pseudo.index_path)
         pseudo_per_epoch = 0
+    trainval_part, _ = shard_labelled(trainval, trainval.labels, comm, seed or 0)
+    pseudo_part, _ = shard_labelled(pseudo, pseudo.labels, comm, seed or 0)
     train_set = chainer.datasets.ConcatenatedDataset(
-        chainer.datasets.TransformDataset(trainval, light),
-        chainer.datasets.TransformDataset(pseudo, light))
+        chainer.datasets.TransformDataset(trainval_part, light),
+        chainer.datasets.TransformDataset(pseudo_part, light))
     val = chainer.datasets.TransformDataset(val, ClassifierTransform(size, train=False))
     if val_samples and len(val) > val_samples:
         val = chainer.datasets.SubDataset(val, 0, val_samples,
                                           order=np.random.RandomState(0).permutation(len(val)))
-    sampler = MixtureSampler([len(trainval), len(pseudo)], [trainval_per_epoch, pseudo_per_epoch],
-                             random_state=np.random.RandomState(seed))
+    sampler = MixtureSampler([len(trainval_part), len(pseudo_part)],
+                             [per_rank(trainval_per_epoch, comm), per_rank(pseudo_per_epoch, comm)],
+                             random_state=np.random.RandomState(rank_seed(seed, comm)))
     logger.info('finetuning %s: %d trainval + %d pseudo-label crops (%d + %d an epoch)',
                 pretrained, len(trainval), len(pseudo), trainval_per_epoch, pseudo_per_epoch)
     return train_classifier_chain(
@@ -121,4 +130,5 @@ def finetune_classifier(pretrained: str, pseudo_labels_dir: str, out: str, data_
         iterations=iterations, batchsize=batchsize, lr=lr, weight_decay=weight_decay,
         lr_drop_points=LR_DROP_POINTS, workers=workers, resume=resume,
         snapshot_interval=snapshot_interval, eval_interval=eval_interval,
-        log_interval=log_interval, comm=comm, run_record=run_record, class_table=mapping)
+        log_interval=log_interval, comm=comm, run_record=run_record, class_table=mapping,
+        lr_rule=lr_rule)

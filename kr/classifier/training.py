@@ -23,6 +23,9 @@ from kr.datasets.sampling import DEFAULT_MIN_COUNT
 from kr.datasets.sampling import make_sampler
 from kr.datasets.unicode_mapping import KuzushijiUnicodeMapping
 from kr.runs import seed_everything
+from kr.training.distributed import per_rank
+from kr.training.distributed import rank_seed
+from kr.training.distributed import shard_labelled
 from kr.training import check_resume
 from kr.training import loss_validation
 from kr.training import OptimizerSpec
@@ -133,7 +136,8 @@ def train_classifier_chain(predictor, train_set, val_set, out: str, order_sample
                            lr_drop_points=(0.5, 0.75), workers: int = None,
                            resume: str = None, snapshot_interval: int = SNAPSHOT_INTERVAL,
                            eval_interval: int = EVAL_INTERVAL, log_interval: int = 100,
-                           comm=None, run_record: dict = None, class_table=None):
+                           comm=None, run_record: dict = None, class_table=None,
+                           lr_rule: str = 'linear'):
     """Train ``predictor`` in :class:`chainer.links.Classifier` (softmax cross-entropy,
     accuracy) through the training assembler; the part the finetuning shares.
 
@@ -162,6 +166,7 @@ def train_classifier_chain(predictor, train_set, val_set, out: str, order_sample
         run_record: Written as ``out/args.json`` when the run starts.
         class_table: The :class:`~kr.datasets.KuzushijiUnicodeMapping` copied into ``out``
             when the run starts (what makes the run folder self-contained).
+        lr_rule: With ``comm``, how the lr grows with the global batch.
 
     Returns:
         kr.training.TrainingResult
@@ -179,7 +184,7 @@ def train_classifier_chain(predictor, train_set, val_set, out: str, order_sample
                     'validation/main/accuracy'],
         plots={'loss.png': ['main/loss', 'validation/main/loss'],
                'accuracy.png': ['main/accuracy', 'validation/main/accuracy']}, comm=comm,
-        run_record=run_record, run_files=run_files)
+        run_record=run_record, run_files=run_files, lr_rule=lr_rule)
 
 
 def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str = 'mobilenetv3',
@@ -193,7 +198,8 @@ def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str =
                      workers: int = None, seed: int = None,
                      snapshot_interval: int = SNAPSHOT_INTERVAL,
                      eval_interval: int = EVAL_INTERVAL, val_samples: int = VAL_SAMPLES,
-                     log_interval: int = 100, comm=None, run_record: dict = None):
+                     log_interval: int = 100, comm=None, lr_rule: str = 'linear',
+                     run_record: dict = None):
     """Train a character classifier on the crops of script 02 (SPEC section 4).
 
     The class table is ``<data_dir>/unicode_translation.csv`` (one output per row); it is
@@ -229,7 +235,11 @@ def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str =
         eval_interval: Validation likewise.
         val_samples: Validation crops used (a fixed random subset).
         log_interval: Iterations between log entries.
-        comm: A ChainerMN communicator (``None``: one process).
+        comm: A ChainerMN communicator (``None``: one process): each rank draws
+            ``epoch_size / N`` crops an epoch from its shard, with its own random stream;
+            ``batchsize`` is per rank.
+        lr_rule: With ``comm``, how the lr grows with the global batch
+            (:data:`kr.training.distributed.LR_RULES`).
         run_record: Written as ``out/args.json`` when the run starts (inputs checked).
 
     Returns:
@@ -240,7 +250,7 @@ def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str =
         ValueError: Bad options, or crops whose unicode is not in the table.
     """
     crop_dir = crop_dir or default_crop_dir(data_dir)
-    check_resume(resume)
+    check_resume(resume, comm)
     for name, value in (('epoch', epoch), ('batchsize', batchsize), ('epoch_size', epoch_size),
                         ('snapshot_interval', snapshot_interval),
                         ('eval_interval', eval_interval), ('log_interval', log_interval)):
@@ -251,14 +261,16 @@ def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str =
             lr, weight_decay))
     mapping = KuzushijiUnicodeMapping(data_dir)
     if seed is not None:
-        seed_everything(seed)
+        seed_everything(rank_seed(seed, comm))
     predictor = build_classifier(model, len(mapping), width=width, input_size=input_size)
     train_set, val_set, labels = make_datasets(crop_dir, mapping, cv_index=cv_index,
                                                full_data=full_data, input_size=input_size,
                                                augment=augment, val_samples=val_samples,
-                                               seed=seed)
-    order_sampler = make_sampler(sampler, labels, epoch_size, min_count=min_count,
-                                 random_state=np.random.RandomState(seed))
+                                               seed=rank_seed(seed, comm))
+    train_set, labels = shard_labelled(train_set, labels, comm, seed or 0)
+    order_sampler = make_sampler(sampler, labels, per_rank(epoch_size, comm),
+                                 min_count=min_count,
+                                 random_state=np.random.RandomState(rank_seed(seed, comm)))
     logger.info('%s (%d classes, width %g, input %d): %d train crops (%d a epoch, %s sampler), '
                 '%d val crops', model, len(mapping), width, input_size, len(train_set),
                 epoch_size, sampler, len(val_set))
@@ -267,4 +279,5 @@ def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str =
         epoch=epoch, iterations=iterations, batchsize=batchsize, optimizer=optimizer, lr=lr,
         weight_decay=weight_decay, workers=workers, resume=resume,
         snapshot_interval=snapshot_interval, eval_interval=eval_interval,
-        log_interval=log_interval, comm=comm, run_record=run_record, class_table=mapping)
+        log_interval=log_interval, comm=comm, run_record=run_record, class_table=mapping,
+        lr_rule=lr_rule)

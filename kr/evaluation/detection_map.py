@@ -134,6 +134,9 @@ class DetectionMapEvaluator(extensions.Evaluator):
         score_threshold: Threshold of the scored detections.
         iou_threshold: IoU of a true positive.
         report_name: Prefix of the reported key.
+        comm: A ChainerMN communicator: each rank detects on its own items and the mAP is
+            computed from everyone's detections, gathered in rank order (averaging the
+            ranks' mAPs would be wrong: AP is not a mean over images).
     """
 
     trigger = 1, 'epoch'
@@ -142,8 +145,10 @@ class DetectionMapEvaluator(extensions.Evaluator):
 
     def __init__(self, iterator, target, detector=None,
                  score_threshold: float = EVAL_SCORE_THRESHOLD,
-                 iou_threshold: float = IOU_THRESHOLD, report_name: str = 'validation'):
+                 iou_threshold: float = IOU_THRESHOLD, report_name: str = 'validation',
+                 comm=None):
         super().__init__(iterator, target)
+        self.comm = comm
         self.detector = target if detector is None else detector
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
@@ -160,6 +165,10 @@ class DetectionMapEvaluator(extensions.Evaluator):
                 pred_bboxes.append(bboxes)
                 pred_scores.append(scores)
                 gt_bboxes.append(np.asarray(item['bboxes'], dtype=np.float32).reshape(-1, 4))
+        if self.comm is not None:
+            parts = self.comm.mpi_comm.allgather((pred_bboxes, pred_scores, gt_bboxes))
+            pred_bboxes, pred_scores, gt_bboxes = (
+                [a for part in parts for a in part[k]] for k in range(3))
         result = eval_detection_voc(pred_bboxes, pred_scores, gt_bboxes,
                                     iou_threshold=self.iou_threshold)
         return {'{}/main/map'.format(self.report_name): result['map']}

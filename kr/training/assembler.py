@@ -15,9 +15,12 @@ for the detector, the classifier and the finetuning:
 * ``--resume`` from a trainer snapshot, and the final weights ``model_final.npz``, written
   whole or not at all.
 
-ChainerMN seam: with a communicator, the optimizer averages gradients over the ranks, the
-validations average their means over the ranks, and the reports and files are written by
-rank 0 only (one switch, :func:`kr.training.extend_standard`'s ``report``).
+Data parallel (ChainerMN, :mod:`kr.training.distributed`): with a communicator, each rank
+trains on its shard of the data (the family shards it), the optimizer averages the
+gradients over the ranks, each rank validates a block of the validation data and the
+results are combined (means by sample count; the mAP from the gathered detections), a NaN on
+any rank stops every rank, each rank keeps its own trainer snapshot for resuming on the same
+number of ranks, and the reports and other files are written by rank 0 only.
 """
 
 import dataclasses
@@ -38,6 +41,10 @@ from kr.devices import get_device
 from kr.runs import start_run
 from kr.training.extensions import extend_lr_drop
 from kr.training.extensions import LR_DROP_POINTS
+from kr.training.distributed import combine_by_count
+from kr.training.distributed import rank_device
+from kr.training.distributed import scaled_lr
+from kr.training.distributed import shard
 from kr.training.extensions import LR_DROP_RATE
 from kr.training.optimizers import OptimizerSpec
 from kr.training.trainer import extend_standard
@@ -149,15 +156,20 @@ class Validation:
 
     Attributes:
         name: Extension name; its reports appear as ``<name>/main/...`` for Evaluators.
-        dataset: What is validated on.
+        dataset: What is validated on (with a communicator, each rank validates a
+            contiguous block of it).
         extension: ``(iterator, device) -> trainer extension`` (an Evaluator).
         batchsize: Iterator batch size (default: the training batch size).
+        gathers: The extension combines the ranks' results itself (a metric that is not a
+            mean, such as the mAP, gathers the predictions); otherwise its means are
+            averaged over the ranks by sample count.
     """
 
     name: str
     dataset: Any
     extension: Callable
     batchsize: int = None
+    gathers: bool = False
 
 
 def loss_validation(dataset, target, converter=None, name: str = 'validation',
@@ -207,11 +219,19 @@ def make_iterator(dataset, batchsize: int, workers: int = 0, train: bool = True,
     return chainer.iterators.SerialIterator(dataset, batchsize, **kwargs)
 
 
-def check_resume(path: str) -> None:
-    """Raise FileNotFoundError (naming it) when a ``resume`` snapshot is given but missing:
-    a family calls it before building its datasets, so the mistake is found first."""
+def check_resume(path: str, comm=None) -> None:
+    """Raise FileNotFoundError (naming it) when a ``resume`` snapshot is given but missing
+    (this rank's ``<path>.<rank>`` in a distributed run): a family calls it before building
+    its datasets, so the mistake is found first."""
+    path = snapshot_path(path, comm)
     if path and not os.path.isfile(path):
         raise FileNotFoundError('snapshot to resume not found: {}'.format(path))
+
+
+def snapshot_path(path: str, comm=None) -> str:
+    """The file a rank resumes from: ``path`` itself in one process, ``<path>.<rank>`` (what
+    ``chainermn.extensions.multi_node_snapshot`` writes) on each rank of a distributed run."""
+    return path if comm is None or not path else '{}.{}'.format(path, comm.rank)
 
 
 def _load_snapshot(path: str, trainer) -> None:
@@ -240,7 +260,7 @@ def train(chain, train_dataset, out: str, optimizer: OptimizerSpec, schedule: Sc
           workers: int = None, order_sampler=None, resume: str = None, print_keys=(),
           plots=None, check_keys=('main/loss',), comm=None,
           progress_interval: int = 10, run_record: dict = None,
-          run_files=()) -> TrainingResult:
+          run_files=(), lr_rule: str = 'linear') -> TrainingResult:
     """Train ``chain`` on ``train_dataset`` with a Chainer Trainer; see the module docstring.
 
     Args:
@@ -269,6 +289,8 @@ def train(chain, train_dataset, out: str, optimizer: OptimizerSpec, schedule: Sc
             the start of the run; ``out`` must not hold a finished run unless resuming.
         run_files: Callables ``write(out)`` run right after ``args.json`` is written (the
             classifier's class table).
+        lr_rule: With a communicator, how the lr grows with the global batch
+            (:data:`kr.training.distributed.LR_RULES`; ``batchsize`` is per rank).
 
     Returns:
         TrainingResult
@@ -281,13 +303,17 @@ def train(chain, train_dataset, out: str, optimizer: OptimizerSpec, schedule: Sc
     """
     if batchsize is None or batchsize < 1:
         raise ValueError('batchsize must be at least 1, got {}'.format(batchsize))
-    check_resume(resume)
+    check_resume(resume, comm)
+    resume = snapshot_path(resume, comm)
     model = chain if model is None else model
-    device = get_device(device)
+    device = get_device(rank_device(device, comm))
     device.use()
     if workers is None:
         workers = 0 if device.xp is np else GPU_WORKERS
     chain.to_device(device)
+    if comm is not None:
+        optimizer = dataclasses.replace(optimizer,
+                                        lr=scaled_lr(optimizer.lr, lr_rule, comm.size))
     opt, lr_attr = optimizer.build(chain)
     if comm is not None:
         import chainermn
@@ -307,18 +333,18 @@ def train(chain, train_dataset, out: str, optimizer: OptimizerSpec, schedule: Sc
         extend_lr_drop(trainer, schedule.stop, points=schedule.lr_drops,
                        rate=schedule.lr_drop_rate, attr=lr_attr)
         for validation in validations:
-            iterator = make_iterator(validation.dataset, validation.batchsize or batchsize,
-                                     workers, train=False)
+            dataset = shard(validation.dataset, comm, train=False)
+            iterator = make_iterator(dataset, validation.batchsize or batchsize, workers,
+                                     train=False)
             iterators.append(iterator)
             extension = validation.extension(iterator, device)
-            if comm is not None:
-                import chainermn
-                extension = chainermn.create_multi_node_evaluator(extension, comm)
+            if comm is not None and not validation.gathers:
+                extension = combine_by_count(extension, comm, len(dataset))
             trainer.extend(extension, trigger=schedule.every(schedule.eval_interval),
                            name=validation.name)
         extend_standard(trainer, model, print_keys, plots=plots, schedule=schedule,
                         progress_interval=progress_interval, check_keys=check_keys,
-                        report=report)
+                        comm=comm)
         if resume:
             _load_snapshot(resume, trainer)
             logger.info('resumed from %s at iteration %d', resume, updater.iteration)

@@ -74,32 +74,49 @@ class FailOnNonFinite(chainer.training.Extension):
     Runs before every other extension (priority above the writers), so no snapshot of the
     broken state is written and the last good snapshot is kept.
 
+    With a ChainerMN communicator the check is collective: the ranks exchange what they
+    found every iteration, and a loss that is not finite on any rank stops every rank with
+    the same message (instead of one rank stopping and the others waiting for it forever).
+
     Args:
         keys: Observation keys to check (those absent in an iteration are skipped).
+        comm: A ChainerMN communicator (``None``: one process).
     """
 
     trigger = 1, 'iteration'
     priority = chainer.training.PRIORITY_WRITER + 100
 
-    def __init__(self, keys=('main/loss',)):
+    def __init__(self, keys=('main/loss',), comm=None):
         self.keys = tuple(keys)
+        self.comm = comm
 
     def __call__(self, trainer):
+        bad = None
         for key in self.keys:
             value = trainer.observation.get(key)
             if value is None:
                 continue
             value = float(chainer.backend.CpuDevice().send(getattr(value, 'array', value)))
             if not math.isfinite(value):
-                raise TrainingDiverged('{} is {} at iteration {}: training stopped; {}'.format(
-                    key, value, trainer.updater.iteration, _what_is_kept(trainer.out)))
+                bad = (key, value)
+                break
+        where = ''
+        if self.comm is not None:
+            found = [(r, b) for r, b in enumerate(self.comm.mpi_comm.allgather(bad)) if b]
+            if found:
+                rank, bad = found[0]
+                where = ' on rank {} of {}'.format(rank, self.comm.size)
+        if bad is not None:
+            raise TrainingDiverged('{} is {}{} at iteration {}: training stopped; {}'.format(
+                bad[0], bad[1], where, trainer.updater.iteration, _what_is_kept(trainer.out)))
 
 
 def _what_is_kept(out: str) -> str:
     """What a diverged run leaves to resume from, for its error message."""
-    pattern = re.compile(r'^snapshot_iter_(\d+)$')
-    found = sorted((int(m.group(1)), name) for name in (os.listdir(out) if os.path.isdir(out)
-                                                        else ())
+    # snapshot_iter_<n>, or snapshot_iter_<n>.<rank> in a distributed run
+    pattern = re.compile(r'^(snapshot_iter_(\d+))(\.\d+)?$')
+    found = sorted((int(m.group(2)), m.group(1)) for name in (os.listdir(out) if os.path.isdir(out)
+                                                              else ())
                    for m in [pattern.match(name)] if m)
     if not found:
         return 'no snapshot was written yet: start again with a lower --lr'

@@ -23,6 +23,8 @@ from kr.detector.centernet.transforms import RandomCropResize
 from kr.detector.tta import ScaledDetector
 from kr.evaluation.detection_map import DetectionMapEvaluator
 from kr.runs import seed_everything
+from kr.training.distributed import rank_seed
+from kr.training.distributed import shard
 from kr.training import check_resume
 from kr.training import loss_validation
 from kr.training import OptimizerSpec
@@ -151,7 +153,8 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
                    grad_clip: float = GRAD_CLIP, snapshot_interval: int = 10,
                    eval_interval: int = 10, log_interval: int = 100, val_pages: int = 160,
                    workers: int = None, resume: str = None, seed: int = None,
-                   progress_interval: int = 10, comm=None, run_record: dict = None):
+                   progress_interval: int = 10, comm=None, lr_rule: str = 'linear',
+                   run_record: dict = None):
     """Train ``Res18UnetCenterNet`` on a Kaggle-layout folder.
 
     The defaults are the original's schedule (the ``full`` preset, SPEC section 3): NesterovAG
@@ -186,7 +189,10 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
         resume: Trainer snapshot to resume from.
         seed: Seed of the augmentation, the initial weights and the order of the crops.
         progress_interval: Progress bar update interval in iterations.
-        comm: A ChainerMN communicator (``None``: one process).
+        comm: A ChainerMN communicator (``None``: one process): each rank trains on its
+            shard of the pages with its own augmentation stream; ``batchsize`` is per rank.
+        lr_rule: With ``comm``, how the lr grows with the global batch
+            (:data:`kr.training.distributed.LR_RULES`).
         run_record: Written as ``out/args.json`` when the run starts (inputs checked).
 
     Returns:
@@ -208,14 +214,15 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
     spec = OptimizerSpec(optimizer, lr, weight_decay=weight_decay, grad_clip=grad_clip)
     schedule = Schedule.of(epoch, iterations, snapshot_interval=snapshot_interval,
                            eval_interval=eval_interval, log_interval=log_interval)
-    check_resume(resume)
+    check_resume(resume, comm)
 
     train_set, val_loss, val_map = make_datasets(data_dir, split_dir, cv_index, full_data,
-                                                 crop_size, val_pages, seed)
+                                                 crop_size, val_pages, rank_seed(seed, comm))
     logger.info('%d training pages, %d validation pages', len(train_set),
                 0 if val_loss is None else len(val_loss))
+    train_set = shard(train_set, comm, train=True, seed=seed or 0)
     if seed is not None:
-        seed_everything(seed)
+        seed_everything(rank_seed(seed, comm))
     model = Res18UnetCenterNet(n_fg_class=1, width=width)
     chain = CenterNetTrainChain(model)
     validations = []
@@ -224,11 +231,12 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
     if val_loss is not None:
         validations.append(loss_validation(val_loss, chain, centernet_converter))
         validations.append(Validation('validation_map', val_map, lambda iterator, device: (
-            DetectionMapEvaluator(iterator, model, detector=ScaledDetector(model, None))),
-            batchsize=1))
+            DetectionMapEvaluator(iterator, model, detector=ScaledDetector(model, None),
+                                  comm=comm)), batchsize=1, gathers=True))
         plots['map.png'] = ['validation/main/map']
         print_keys += ['validation/main/loss', 'validation/main/map']
     return train(chain, train_set, out, spec, schedule, batchsize, model=model,
                  converter=centernet_converter, validations=validations, device=device,
                  workers=workers, resume=resume, print_keys=print_keys, plots=plots,
-                 comm=comm, progress_interval=progress_interval, run_record=run_record)
+                 comm=comm, progress_interval=progress_interval, run_record=run_record,
+                 lr_rule=lr_rule)
