@@ -32,14 +32,20 @@ install_requires = [
 ]
 
 extras_require = {
-    'gpu': ['cupy-cuda12x==13.6.0', 'nvidia-cudnn-cu12==8.9.7.29'],
+    # CuPy 13.6 is the last CuPy with cuDNN and needs NumPy<2 (so Python 3.11/3.12); CuPy 14
+    # needs NumPy 2 and has no cuDNN: on 3.13 Chainer's convolutions run without it.
+    # Neither is verified here (no GPU).
+    'gpu': ['cupy-cuda12x==13.6.0; python_version<"3.13"',
+            'nvidia-cudnn-cu12==8.9.7.29; python_version<"3.13"',
+            'cupy-cuda12x>=14,<15; python_version>="3.13"'],
     # onnx_chainer (shipped in the chainer package) imports onnx.mapping, which onnx 1.19
     # removed; 1.18 is the first onnx with Python 3.13 wheels, and its models (IR version 11)
-    # need onnxruntime>=1.22. onnx 1.16 / onnxruntime 1.19 stay where they have wheels.
+    # need onnxruntime>=1.23 (1.20-1.22 refuse them: "max supported IR version: 10"; 1.32
+    # passes kr's tests). onnx 1.16 / onnxruntime 1.19 stay where they have wheels.
     'onnx': ['onnx>=1.16,<1.17; python_version<"3.13"',
              'onnxruntime>=1.19,<1.20; python_version<"3.13"',
              'onnx>=1.18,<1.19; python_version>="3.13"',
-             'onnxruntime>=1.22,<2; python_version>="3.13"'],
+             'onnxruntime>=1.23,<1.33; python_version>="3.13"'],
     'dist': ['mpi4py>=3.1'],
     # chainer.testing.get_trainer_with_mock_updater imports the 'mock' backport.
     'test': ['pytest>=7.0', 'mock>=4.0'],
