@@ -9,11 +9,12 @@ things, none of which alters what Chainer computes:
    with NumPy 2) and ``pkg_resources`` (gone from setuptools 82), so on Python 3.12/3.13 or
    with NumPy 2 Chainer does not import at all. Upstream the module only warns: about
    Python 3.5.0, about Apple's Accelerate BLAS on macOS, and about CuPy / iDeep versions
-   outside what Chainer was tested with. Where those two imports fail, a stand-in module is
-   put in ``sys.modules`` under that name before Chainer is imported; it keeps the version
-   warnings (read with :mod:`importlib.metadata` instead of ``pkg_resources``) and drops the
+   outside what Chainer was tested with. When Chainer imports it and one of those two imports
+   fails (ImportError), the module becomes a stand-in instead of failing: its ``check()``
+   keeps the version warnings (read with :mod:`importlib.metadata`, not ``pkg_resources``)
+   and drops the
    other two (Python 3.5.0 cannot run kr, macOS is not supported by Chainer). Where they
-   import (Python 3.11 with NumPy 1.26 and setuptools<70), Chainer's own module runs.
+   import (Python 3.11 with NumPy 1.26 and setuptools<70), Chainer's own module runs as is.
 2. **numpy.sctypes**, removed in NumPy 2. ``chainer.functions.array.as_strided`` reads it
    when imported (``sctypes['int']``) and in its backward (``sctypes['float']``). Where it is
    missing it is set back to NumPy 1.26's value (the same lists of scalar types); NumPy 2
@@ -22,9 +23,11 @@ things, none of which alters what Chainer computes:
    ``chainer.functions.array.resize_images.compute_indices_and_weights``, so that
    ``F.resize_images`` fails with NumPy 1.26 and 2 (kr itself does not call it). NumPy is not
    patched: that one function is replaced by a copy of itself whose globals see a ``numpy``
-   that also has ``float`` (the builtin, what the alias was). It is applied when Chainer
-   imports the module (a one-name import hook on ``sys.meta_path``), or at once if it is
-   already imported.
+   that also has ``float`` (the builtin, what the alias was).
+
+1 and 3 happen when Chainer imports those modules (an import hook on ``sys.meta_path`` that
+knows only these two names and wraps their loader), so ``import kr`` itself imports neither
+Chainer nor ``numpy.distutils``; 3 happens at once if Chainer is already imported.
 """
 
 import builtins
@@ -53,38 +56,18 @@ def apply():
     """Make Chainer 7.8.1 import and run here (see the module docstring); safe to call again."""
     if not hasattr(numpy, 'sctypes'):
         numpy.sctypes = _SCTYPES
-    if 'chainer' not in sys.modules and _ENV_CHECK not in sys.modules \
-            and not _environment_check_imports():
-        sys.modules[_ENV_CHECK] = make_environment_check()
-    if hasattr(numpy, 'float'):
-        return
     module = sys.modules.get(_RESIZE_IMAGES)
     if module is not None:
         patch_resize_images(module)
-    elif not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _PatchOnImport(_RESIZE_IMAGES, patch_resize_images))
+    if 'chainer' not in sys.modules \
+            and not any(isinstance(f, _ChainerImportHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _ChainerImportHook())
 
 
-def _environment_check_imports():
-    """Whether the two imports of Chainer's environment check work here."""
-    try:
-        with warnings.catch_warnings():
-            # numpy.distutils and pkg_resources announce their own deprecation
-            warnings.simplefilter('ignore', DeprecationWarning)
-            import numpy.distutils.system_info  # noqa: F401
-            import pkg_resources  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
-def make_environment_check():
-    """The stand-in for ``chainer._environment_check``: a module whose ``check()`` warns as
-    Chainer's does about CuPy / iDeep versions."""
-    module = types.ModuleType(_ENV_CHECK, 'Stand-in for Chainer\'s environment check, '
-                                          'from kr._compat (see its docstring).')
+def use_stand_in(module, error):
+    """Turn the partly run ``chainer._environment_check`` into the stand-in (see above)."""
     module.check = check_optional_dependencies
-    return module
+    module.stand_in_reason = '{}: {}'.format(type(error).__name__, error)
 
 
 def _installed_versions():
@@ -159,15 +142,15 @@ def patch_resize_images(module):
     module.compute_indices_and_weights = patched
 
 
-class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Run ``patch(module)`` right after the module ``fullname`` is first imported."""
-
-    def __init__(self, fullname, patch):
-        self.fullname = fullname
-        self.patch = patch
+class _ChainerImportHook(importlib.abc.MetaPathFinder):
+    """Wraps the loaders of the two Chainer modules above; every other import passes by."""
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != self.fullname:
+        if fullname == _ENV_CHECK:
+            after, on_import_error = None, use_stand_in
+        elif fullname == _RESIZE_IMAGES:
+            after, on_import_error = patch_resize_images, None
+        else:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, 'find_spec'):
@@ -175,22 +158,35 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, 'exec_module'):
-                    spec.loader = _PatchingLoader(spec.loader, self.patch)
+                    spec.loader = _WrappingLoader(spec.loader, after, on_import_error)
                 return spec
         return None
 
 
-class _PatchingLoader(importlib.abc.Loader):
-    def __init__(self, loader, patch):
+class _WrappingLoader(importlib.abc.Loader):
+    """A module's own loader, then ``after(module)``; or ``on_import_error(module, error)``
+    where running the module raises ImportError."""
+
+    def __init__(self, loader, after, on_import_error):
         self._loader = loader
-        self._patch = patch
+        self._after = after
+        self._on_import_error = on_import_error
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
-        self._loader.exec_module(module)
-        self._patch(module)
+        try:
+            self._loader.exec_module(module)
+        except ImportError as error:
+            if self._on_import_error is None:
+                raise
+            self._on_import_error(module, error)
+        else:
+            if self._after is not None:
+                self._after(module)
 
     def __getattr__(self, name):  # get_source, get_filename, ... of the real loader
+        if name.startswith('_'):
+            raise AttributeError(name)
         return getattr(self._loader, name)

@@ -70,11 +70,23 @@ def test_numpy_itself_not_given_float():
 def test_environment_check_is_chainer_s_where_it_imports():
     import chainer  # noqa: F401
     module = sys.modules['chainer._environment_check']
+    assert module.__file__.endswith('chainer/_environment_check.py')
     if _probe_imports():
-        assert module.__file__.endswith('chainer/_environment_check.py')
+        assert module.check is not _compat.check_optional_dependencies
+        assert not hasattr(module, 'stand_in_reason')
     else:
-        assert getattr(module, '__file__', None) is None
         assert module.check is _compat.check_optional_dependencies
+        assert ("'numpy.distutils'" in module.stand_in_reason
+                or "'pkg_resources'" in module.stand_in_reason), module.stand_in_reason
+
+
+def test_import_kr_imports_neither_chainer_nor_distutils():
+    code = ('import sys, kr; print(sorted(m for m in ("chainer", "numpy.distutils", '
+            '"pkg_resources") if m in sys.modules))')
+    out = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == '[]'
 
 
 def test_apply_is_idempotent():
@@ -87,7 +99,7 @@ def test_apply_is_idempotent():
              list(sys.meta_path))
     assert all(a is b for a, b in zip(before[:3], after[:3]))
     assert before[3] == after[3]
-    assert sum(isinstance(f, _compat._PatchOnImport) for f in sys.meta_path) <= 1
+    assert sum(isinstance(f, _compat._ChainerImportHook) for f in sys.meta_path) == 1
 
 
 def test_noop_where_not_needed():
@@ -134,7 +146,7 @@ def test_stand_in_warns_as_chainer_does(installed, messages, monkeypatch):
     monkeypatch.setenv('CHAINER_WARN_VERSION_MISMATCH', '1')
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        _compat.make_environment_check().check(installed)
+        _compat.check_optional_dependencies(installed)
     got = [str(w.message) for w in caught]
     assert len(got) == len(messages), got
     for text, message in zip(got, messages):
