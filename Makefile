@@ -55,7 +55,7 @@ check-python:
 	@test ! -x $(VPY) || test "$$($(VPY) -c 'import sys; print(sys.version_info[:2])')" = \
 	    "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])')" || { echo "VENV=$(VENV)" \
 	    "holds $$($(VPY) --version), PYTHON=$(PYTHON) is $$($(PYTHON) --version): pass" \
-	    "another VENV=... (e.g. VENV=.venv$$($(PYTHON) -c 'import sys; print(*sys.version_info[:2], sep=\"\")'))" \
+	    "another VENV=... (e.g. VENV=.venv$$($(PYTHON) -c 'import sys; print("%d%d" % sys.version_info[:2])'))" \
 	    "or remove $(VENV)" >&2; exit 1; }
 
 # Chainer 7.8.1 ships only an sdist that builds with setuptools<70 and without build
