@@ -10,11 +10,12 @@ things, none of which alters what Chainer computes:
    with NumPy 2 Chainer does not import at all. Upstream the module only warns: about
    Python 3.5.0, about Apple's Accelerate BLAS on macOS, and about CuPy / iDeep versions
    outside what Chainer was tested with. When Chainer imports it and one of those two imports
-   fails (ImportError), the module becomes a stand-in instead of failing: its ``check()``
+   fails (an ImportError from ``numpy.distutils``, ``distutils`` or ``pkg_resources``; any
+   other error is raised as before), the module becomes a stand-in instead: its ``check()``
    keeps the version warnings (read with :mod:`importlib.metadata`, not ``pkg_resources``)
-   and drops the
-   other two (Python 3.5.0 cannot run kr, macOS is not supported by Chainer). Where they
-   import (Python 3.11 with NumPy 1.26 and setuptools<70), Chainer's own module runs as is.
+   and drops the other two (Python 3.5.0 cannot run kr, macOS is not supported by Chainer).
+   Where they import (Python 3.11 with NumPy 1.26 and setuptools<70), Chainer's own module
+   runs as is.
 2. **numpy.sctypes**, removed in NumPy 2. ``chainer.functions.array.as_strided`` reads it
    when imported (``sctypes['int']``) and in its backward (``sctypes['float']``). Where it is
    missing it is set back to NumPy 1.26's value (the same lists of scalar types); NumPy 2
@@ -64,8 +65,15 @@ def apply():
         sys.meta_path.insert(0, _ChainerImportHook())
 
 
+#: The modules whose absence makes chainer._environment_check a stand-in.
+_ENV_CHECK_IMPORTS = ('numpy.distutils', 'distutils', 'pkg_resources')
+
+
 def use_stand_in(module, error):
     """Turn the partly run ``chainer._environment_check`` into the stand-in (see above)."""
+    name = getattr(error, 'name', None) or ''
+    if not any(name == m or name.startswith(m + '.') for m in _ENV_CHECK_IMPORTS):
+        raise error
     module.check = check_optional_dependencies
     module.stand_in_reason = '{}: {}'.format(type(error).__name__, error)
 
