@@ -175,3 +175,17 @@ def test_onnx_chainer_available_with_the_installed_onnx():
         pytest.skip('the onnx extra is not installed')
     import onnx_chainer  # noqa: F401
     assert sys.modules['onnx_chainer.export']._available
+
+
+def test_stand_in_only_for_the_check_s_own_imports():
+    import types
+    module = types.ModuleType('chainer._environment_check')
+    with pytest.raises(ImportError, match='no module scipy'):
+        _compat.use_stand_in(module, ModuleNotFoundError('no module scipy', name='scipy'))
+    assert not hasattr(module, 'check')
+    for name in ('numpy.distutils', 'pkg_resources', 'distutils.msvccompiler'):
+        _compat.use_stand_in(module, ModuleNotFoundError('gone', name=name))
+        assert module.check is _compat.check_optional_dependencies
+        assert module.stand_in_reason == 'ModuleNotFoundError: gone'
+    with pytest.raises(ImportError):
+        _compat.use_stand_in(module, ModuleNotFoundError('x', name='numpy.distutilsx'))
