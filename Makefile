@@ -1,8 +1,20 @@
 # The two commands of the README: `make demo` and `make test`. Everything they need is
-# installed here, into .venv, on a fresh machine.
+# installed here, into .venv (VENV=...), on a fresh machine.
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+# Python 3.11, 3.12 and 3.13. PYTHON=/path/to/python3.x picks one; otherwise the first of
+# python3.11, python3.12, python3.13, python3 on PATH that runs and is one of them. Oldest
+# first: 3.11 and 3.12 get NumPy 1.26, the measured setup that the CuPy-with-cuDNN GPU extra
+# needs (see README.rst "Installing"); a name that does not run (a pyenv shim of a version
+# that is not active) is skipped. VENV=DIR picks the virtual environment (one per Python,
+# e.g. VENV=.venv313).
+SUPPORTED_PYTHONS := 3.11, 3.12 or 3.13
+PY_SUPPORTED := import sys; sys.exit(sys.version_info[:2] not in [(3, 11), (3, 12), (3, 13)])
+ifndef PYTHON
+PYTHON := $(shell for p in python3.11 python3.12 python3.13 python3; do \
+    command -v $$p >/dev/null 2>&1 && $$p -c '$(PY_SUPPORTED)' >/dev/null 2>&1 && \
+    { command -v $$p; break; }; done)
+endif
+VENV ?= .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # onnx: the ONNX export and the ONNX Runtime backend (and their tests)
@@ -27,14 +39,29 @@ SUB_BEFORE := $(DEMO_OUT)/submission-before-finetune/submission.csv
 SUB := $(DEMO_OUT)/submission/submission.csv
 PSEUDO := $(DEMO_OUT)/pseudo-labels/pseudo_labels.json
 
-.PHONY: install test demo demo-steps demo-report clean-demo
+.PHONY: install check-python test demo demo-steps demo-report clean-demo
 
 install: $(STAMP)
+	@$(MAKE) --no-print-directory check-python
+
+# The chosen interpreter is a supported Python, and an existing $(VENV) was made with the
+# same minor version (a .venv of 3.11 is not reused for PYTHON=python3.13).
+check-python:
+	@test -n "$(PYTHON)" || { echo "kr needs Python $(SUPPORTED_PYTHONS): none of python3.11," \
+	    "python3.12, python3.13, python3 on PATH is one of them; install one, or pass" \
+	    "PYTHON=/path/to/python3.x" >&2; exit 1; }
+	@$(PYTHON) -c '$(PY_SUPPORTED)' 2>/dev/null || { echo "PYTHON=$(PYTHON): kr needs Python" \
+	    "$(SUPPORTED_PYTHONS), this is: $$($(PYTHON) --version 2>&1 | head -1)" >&2; exit 1; }
+	@test ! -x $(VPY) || test "$$($(VPY) -c 'import sys; print(sys.version_info[:2])')" = \
+	    "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])')" || { echo "VENV=$(VENV)" \
+	    "holds $$($(VPY) --version), PYTHON=$(PYTHON) is $$($(PYTHON) --version): pass" \
+	    "another VENV=... (e.g. VENV=.venv$$($(PYTHON) -c 'import sys; print("%d%d" % sys.version_info[:2])'))" \
+	    "or remove $(VENV)" >&2; exit 1; }
 
 # Chainer 7.8.1 ships only an sdist that builds with setuptools<70 and without build
 # isolation; everything else comes as wheels.
 $(STAMP): setup.py
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "kr needs Python 3.11, found " + sys.version'
+	@$(MAKE) --no-print-directory check-python
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet "setuptools<70" wheel
 	$(VPY) -m pip install --quiet --no-build-isolation -e ".[$(EXTRAS)]"

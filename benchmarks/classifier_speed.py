@@ -14,6 +14,7 @@ import argparse
 import json
 import time
 
+import kr  # noqa: F401  (before chainer: kr/_compat.py, Python 3.12+ and NumPy 2)
 import chainer
 import chainer.links as L
 import numpy as np

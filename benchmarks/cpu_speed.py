@@ -37,6 +37,7 @@ import platform
 import tempfile
 import time
 
+import kr  # noqa: F401  (before chainer: kr/_compat.py, Python 3.12+ and NumPy 2)
 import chainer
 import chainer.functions as F
 import numpy as np

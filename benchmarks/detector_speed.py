@@ -13,6 +13,7 @@ with and without adaptive-scale TTA), on the CPU and, when CuPy sees one, on GPU
 import argparse
 import time
 
+import kr  # noqa: F401  (before chainer: kr/_compat.py, Python 3.12+ and NumPy 2)
 import chainer
 import numpy as np
 

@@ -2,6 +2,10 @@ import os
 
 import pytest
 
+# kr first, before any test module imports Chainer: kr/_compat.py makes Chainer 7.8.1 import
+# on Python 3.12/3.13 and with NumPy 2.
+import kr  # noqa: F401,E402
+
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: end-to-end runs of the scripts (seconds to a minute)')

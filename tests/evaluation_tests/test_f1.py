@@ -217,15 +217,15 @@ def test_point_on_edge_is_not_inside(point):
 
 
 @pytest.mark.parametrize('point', [
-    repr(np.nextafter(10.0, 11.0)) + ' 40', repr(np.nextafter(40.0, 39.0)) + ' 40',
-    '25 ' + repr(np.nextafter(20.0, 21.0)), '25 ' + repr(np.nextafter(60.0, 59.0)),
+    repr(float(np.nextafter(10.0, 11.0))) + ' 40', repr(float(np.nextafter(40.0, 39.0))) + ' 40',
+    '25 ' + repr(float(np.nextafter(20.0, 21.0))), '25 ' + repr(float(np.nextafter(60.0, 59.0))),
     '25 40', '10.5 59.5'])
 def test_point_just_inside(point):
     check_page('U+1 ' + point, BOX, (1, 0, 0, [0]))
 
 
-@pytest.mark.parametrize('point', [repr(np.nextafter(10.0, 9.0)) + ' 40',
-                                   repr(np.nextafter(40.0, 41.0)) + ' 40'])
+@pytest.mark.parametrize('point', [repr(float(np.nextafter(10.0, 9.0))) + ' 40',
+                                   repr(float(np.nextafter(40.0, 41.0))) + ' 40'])
 def test_point_just_outside(point):
     check_page('U+1 ' + point, BOX, (0, 1, 1, [-1]))
 
