@@ -33,10 +33,11 @@ def tiny_runs(root):
 
 
 def tiny_model_folder(root, **kwargs):
-    """A model folder of untrained models that keeps every detection (thresholds 0)."""
+    """A model folder of untrained models (about 1 % of their peaks pass 0.3, some dozens
+    of characters on a small random page)."""
     det, clf = tiny_runs(os.path.join(root, 'runs'))
     out = os.path.join(root, 'model')
-    kwargs = dict(dict(detection_threshold=0.0, class_threshold=0.0, tta=False), **kwargs)
+    kwargs = dict(dict(detection_threshold=0.3, class_threshold=0.0, tta=False), **kwargs)
     make_model_folder(det, clf, out, **kwargs)
     return out
 
@@ -91,6 +92,6 @@ def test_onnx_files_serve_the_onnxruntime_backend(tmp_path):
     ref = load_model_folder(out).recognize(page)
     ort = load_model_folder(out, backend='onnxruntime')
     assert type(ort.detector).__name__.startswith('Onnx')
-    assert ort.detection_threshold == 0.0 and not ort.tta
+    assert ort.detection_threshold == 0.3 and not ort.tta
     got = ort.recognize(page)
     assert len(ref) > 0 and abs(len(got) - len(ref)) <= max(1, len(ref) // 100)

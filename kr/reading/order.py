@@ -45,6 +45,9 @@ SPREAD_CENTRE_BAND = 0.2
 LINK_MAX_DX = 0.5
 MAX_LINK_GAP = 3.0
 LINK_DX_WEIGHT = 0.5
+#: Links kept per character (its cheapest ones), and rows of the link matrix built at once.
+LINK_CANDIDATES = 4
+LINK_CHUNK = 512
 #: Two pieces of chain are one column when their x-ranges overlap by this share of the
 #: narrower one and the lower starts below the upper (up to SLOT_Y_TOLERANCE em overlap).
 SLOT_OVERLAP = 0.5
@@ -266,19 +269,34 @@ def _xy_cut(idx, boxes, em, spread_width=None):
 def _chains(idx, boxes, scores, em):
     """Split ``idx`` into column pieces: lists of indices, top to bottom."""
     b = boxes[idx]
+    n = len(idx)
     w = np.maximum(b[:, 2] - b[:, 0], MIN_EM)
     cx = (b[:, 0] + b[:, 2]) / 2.0
     cy = (b[:, 1] + b[:, 3]) / 2.0
-    below = cy[None, :] - cy[:, None] > 0
-    dx = np.abs(cx[None, :] - cx[:, None])
-    gap = b[None, :, 1] - b[:, None, 3]
-    ok = below & (dx <= LINK_MAX_DX * np.maximum(w[:, None], w[None, :])) & (
-        gap <= MAX_LINK_GAP * em)
-    ii, jj = np.nonzero(ok)
-    cost = np.maximum(gap[ii, jj], 0.0) / em + LINK_DX_WEIGHT * dx[ii, jj] / em
     s = scores[idx]
-    nxt = np.full(len(idx), -1, dtype=np.int64)
-    prv = np.full(len(idx), -1, dtype=np.int64)
+    ii, jj, cost = [], [], []
+    # rows in chunks, keeping each character's LINK_CANDIDATES cheapest links: memory and
+    # time stay linear in R for the thousands of boxes of a low detection threshold
+    for lo in range(0, n, LINK_CHUNK):
+        rows = np.arange(lo, min(n, lo + LINK_CHUNK))
+        dx = np.abs(cx[None, :] - cx[rows, None])
+        gap = b[None, :, 1] - b[rows, None, 3]
+        ok = ((cy[None, :] - cy[rows, None] > 0)
+              & (dx <= LINK_MAX_DX * np.maximum(w[rows, None], w[None, :]))
+              & (gap <= MAX_LINK_GAP * em))
+        c = np.where(ok, np.maximum(gap, 0.0) / em + LINK_DX_WEIGHT * dx / em, np.inf)
+        k = min(LINK_CANDIDATES, n)
+        best = np.argpartition(c, k - 1, axis=1)[:, :k] if k < n else np.tile(
+            np.arange(n), (len(rows), 1))
+        r, j = np.repeat(rows, best.shape[1]), best.reshape(-1)
+        v = c[r - lo, j]
+        keep = np.isfinite(v)
+        ii.append(r[keep])
+        jj.append(j[keep])
+        cost.append(v[keep])
+    ii, jj, cost = np.concatenate(ii), np.concatenate(jj), np.concatenate(cost)
+    nxt = np.full(n, -1, dtype=np.int64)
+    prv = np.full(n, -1, dtype=np.int64)
     for k in np.lexsort((jj, ii, -s[jj], cost)):
         i, j = ii[k], jj[k]
         if nxt[i] < 0 and prv[j] < 0:
@@ -306,31 +324,41 @@ class _Slot:
 
 def _slots(chains, boxes, ruby):
     """Join chain pieces stacked in one x-range into columns (:class:`_Slot`)."""
-    def extent(chain):
+    if not chains:
+        return []
+    em = _em(boxes[[i for c in chains for i in c]])
+    chains = sorted(chains, key=lambda c: (boxes[c, 1].min(), c[0]))
+    m = len(chains)
+    # per slot: x-range of its last piece and its bottom (arrays, so that thousands of
+    # pieces of a noisy page stay fast)
+    lo, hi, bottom = np.zeros(m), np.zeros(m), np.zeros(m)
+    members = []
+    for chain in chains:
         b = boxes[chain]
-        return (float(np.median(b[:, 0])), float(np.median(b[:, 2])), float(b[:, 1].min()),
-                float(b[:, 3].max()))
-
-    em = _em(boxes[[i for c in chains for i in c]]) if chains else MIN_EM
+        c_lo, c_hi = float(np.median(b[:, 0])), float(np.median(b[:, 2]))
+        top, c_bottom = float(b[:, 1].min()), float(b[:, 3].max())
+        k = len(members)
+        best = -1
+        if k:
+            overlap = np.minimum(c_hi, hi[:k]) - np.maximum(c_lo, lo[:k])
+            ratio = overlap / np.maximum(np.minimum(c_hi - c_lo, hi[:k] - lo[:k]), MIN_EM)
+            ratio[top < bottom[:k] - SLOT_Y_TOLERANCE * em] = -np.inf
+            if ratio.max() >= SLOT_OVERLAP:
+                best = int(np.argmax(ratio))
+        if best < 0:
+            best = k
+            members.append([])
+            bottom[best] = c_bottom
+        members[best].append(chain)
+        lo[best], hi[best] = c_lo, c_hi
+        bottom[best] = max(bottom[best], c_bottom)
     slots = []
-    for chain in sorted(chains, key=lambda c: (boxes[c, 1].min(), c[0])):
-        lo, hi, top, bottom = extent(chain)
-        best, best_ratio = None, SLOT_OVERLAP
-        for slot in slots:
-            overlap = min(hi, slot.hi) - max(lo, slot.lo)
-            ratio = overlap / max(min(hi - lo, slot.hi - slot.lo), MIN_EM)
-            if ratio >= best_ratio and top >= slot.bottom - SLOT_Y_TOLERANCE * em:
-                best, best_ratio = slot, ratio
-        if best is None:
-            slots.append(_Slot([chain], lo, hi, top, bottom, ruby=ruby))
-        else:
-            best.chains.append(chain)
-            best.lo, best.hi, best.bottom = lo, hi, max(best.bottom, bottom)
-    for slot in slots:
-        members = [i for c in slot.chains for i in c]
-        slot.x = float(np.median((boxes[members, 0] + boxes[members, 2]) / 2.0))
-        slot.lo = float(np.median(boxes[members, 0]))
-        slot.hi = float(np.median(boxes[members, 2]))
+    for pieces in members:
+        flat = [i for c in pieces for i in c]
+        b = boxes[flat]
+        slots.append(_Slot(pieces, lo=float(np.median(b[:, 0])), hi=float(np.median(b[:, 2])),
+                           top=float(b[:, 1].min()), bottom=float(b[:, 3].max()),
+                           x=float(np.median((b[:, 0] + b[:, 2]) / 2.0)), ruby=ruby))
     return slots
 
 
