@@ -31,7 +31,10 @@ import numpy as np
 #: Empty band that separates blocks, in em: vertical cuts (between blocks side by side)
 #: must be wider than the gap between two columns plus an empty column slot (synthetic
 #: pitch 1.35-1.85 em); horizontal cuts (a header, a page number) wider than the largest gap
-#: inside a column (0.4 em in the synthetic pages, about 1 em on real ones).
+#: inside a column (0.4 em in the synthetic pages, about 1 em on real ones). A horizontal
+#: band no wider than MAX_LINK_GAP with a column's characters on both sides (x-aligned) is a
+#: hole left by missed characters, not a cut: a header or page number that close and that
+#: well aligned is read as the start or end of that column.
 X_CUT_GAP = 2.5
 Y_CUT_GAP = 1.5
 #: A spread's gutter: a vertical band at least this wide (em) whose centre lies within this
@@ -248,8 +251,8 @@ def _xy_cut(idx, boxes, em, spread_width=None):
             cut = ('x', (s + e) / 2.0)
     if cut is None:
         best = 1.0
-        for axis, gaps, need in (('x', x_gaps, X_CUT_GAP), ('y', _gaps(b[:, 1], b[:, 3]),
-                                                             Y_CUT_GAP)):
+        y_gaps = [g for g in _gaps(b[:, 1], b[:, 3]) if not _inside_column(b, g, em)]
+        for axis, gaps, need in (('x', x_gaps, X_CUT_GAP), ('y', y_gaps, Y_CUT_GAP)):
             for s, e in gaps:
                 ratio = (e - s) / (need * em)
                 if ratio >= best:
@@ -264,6 +267,19 @@ def _xy_cut(idx, boxes, em, spread_width=None):
         first, second = idx[b[:, 1] < at], idx[b[:, 1] >= at]
     # the halves are cut again on their own, never again as a spread
     return _xy_cut(first, boxes, em) + _xy_cut(second, boxes, em)
+
+
+def _inside_column(b, gap, em) -> bool:
+    """Whether a horizontal band is a hole in a column (missing characters): a box ending at
+    its top and one starting at its bottom would link (:func:`_chains`)."""
+    s, e = gap
+    if e - s > MAX_LINK_GAP * em:
+        return False
+    above, below = b[b[:, 3] == s], b[b[:, 1] == e]
+    w_a = np.maximum(above[:, 2] - above[:, 0], MIN_EM)
+    w_b = np.maximum(below[:, 2] - below[:, 0], MIN_EM)
+    dx = np.abs((above[:, None, 0] + above[:, None, 2]) - (below[None, :, 0] + below[None, :, 2]))
+    return bool((dx / 2.0 <= LINK_MAX_DX * np.maximum(w_a[:, None], w_b[None, :])).any())
 
 
 def _chains(idx, boxes, scores, em):

@@ -73,7 +73,7 @@ def test_spread_right_page_first():
     # Two pages 15 px (1.5 em) apart, each with a header above its two columns: without the
     # page size the headers are one row across the spread (a horizontal cut first).
     right = column(190, 1) + column(180, 3, y0=30) + column(165, 3, y0=30)    # 0, 1-3, 4-6
-    left = column(130, 1) + column(135, 3, y0=30) + column(120, 3, y0=30)     # 7, 8-10, 11-13
+    left = column(128, 1) + column(135, 3, y0=30) + column(120, 3, y0=30)     # 7, 8-10, 11-13
     boxes = right + left
     order, layout, _ = read(boxes, image_size=(320, 200))
     assert order == list(range(14))
@@ -99,6 +99,15 @@ def test_missing_character_keeps_one_column():
     order, layout, _ = read(boxes)
     assert order == list(range(11))
     assert [len(c.chars) for c in layout.blocks[0].columns] == [5, 6]
+
+
+def test_hole_at_the_foot_of_the_longest_column_is_not_a_footer():
+    boxes = column(100, 8)
+    del boxes[5:7]                       # a 2.6 em hole; the other column ends higher
+    boxes += column(80, 3)
+    order, layout, _ = read(boxes)
+    assert order == list(range(9))
+    assert len(layout.blocks) == 1 and [len(c.chars) for c in layout.blocks[0].columns] == [6, 3]
 
 
 def test_header_body_and_page_number_blocks():
