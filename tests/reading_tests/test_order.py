@@ -110,6 +110,16 @@ def test_hole_at_the_foot_of_the_longest_column_is_not_a_footer():
     assert len(layout.blocks) == 1 and [len(c.chars) for c in layout.blocks[0].columns] == [6, 3]
 
 
+def test_small_character_beside_the_foot_keeps_the_column_whole():
+    # the foot of a column of a real page (100241706_00004_2): こ, そ, a small cursive け
+    # beside そ, れ; and the next column's last characters
+    boxes = [[289, 3166, 358, 3263], [316, 3287, 373, 3420], [220, 3331, 273, 3422],
+             [201, 3423, 382, 3560], [-5, 3200, 150, 3350], [0, 3360, 140, 3500]]
+    order, layout, _ = read(boxes)
+    assert order == [0, 1, 2, 3, 4, 5]
+    assert [len(c.chars) for c in layout.blocks[0].columns] == [4, 2]
+
+
 def test_header_body_and_page_number_blocks():
     header = column(40, 2, y0=0)                       # 0-1, top left, 2 em above the text
     body = column(100, 4, y0=40) + column(80, 4, y0=40)    # 2-9
