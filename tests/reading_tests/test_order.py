@@ -111,13 +111,17 @@ def test_hole_at_the_foot_of_the_longest_column_is_not_a_footer():
 
 
 def test_small_character_beside_the_foot_keeps_the_column_whole():
-    # the foot of a column of a real page (100241706_00004_2): こ, そ, a small cursive け
-    # beside そ, れ; and the next column's last characters
-    boxes = [[289, 3166, 358, 3263], [316, 3287, 373, 3420], [220, 3331, 273, 3422],
-             [201, 3423, 382, 3560], [-5, 3200, 150, 3350], [0, 3360, 140, 3500]]
-    order, layout, _ = read(boxes)
-    assert order == [0, 1, 2, 3, 4, 5]
-    assert [len(c.chars) for c in layout.blocks[0].columns] == [4, 2]
+    # the last column of a real page (100241706_00004_2, ground truth): ...こそけれ with a
+    # small cursive け beside the foot of そ; and a copy of it 400 px to the right
+    last = [[220, 928, 359, 1157], [247, 1159, 363, 1371], [203, 1439, 387, 1595],
+            [275, 1652, 359, 1721], [208, 1770, 405, 1974], [217, 2044, 400, 2179],
+            [259, 2230, 327, 2355], [192, 2382, 408, 2555], [253, 2578, 372, 2793],
+            [243, 2830, 402, 2973], [277, 2974, 389, 3111], [289, 3166, 358, 3263],
+            [316, 3287, 373, 3420], [220, 3331, 273, 3422], [201, 3423, 382, 3560]]
+    right = [[x1 + 400, y1, x2 + 400, y2] for x1, y1, x2, y2 in last]
+    order, layout, _ = read(right + last)
+    assert order == list(range(30))
+    assert [len(c.chars) for c in layout.blocks[0].columns] == [15, 15]
 
 
 def test_header_body_and_page_number_blocks():
