@@ -376,5 +376,10 @@ def draw_reading(page: RecognizedPage, image, max_side: int = None):
 
 def write_picture(page: RecognizedPage, image, path: str, max_side: int = None) -> None:
     """Write :func:`draw_reading` to ``path`` (format from the extension) atomically."""
-    from kr.visualization import save_figure
-    save_figure(draw_reading(page, image, max_side), path)
+    import matplotlib.pyplot as plt
+    fig = draw_reading(page, image, max_side)
+    try:
+        with fileio.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=fig.dpi)
+    finally:
+        plt.close(fig)
