@@ -44,6 +44,9 @@ XML_ID = '{http://www.w3.org/XML/1998/namespace}id'
 #: Decimals kept in the JSON: boxes to 0.01 px, scores to 1e-4.
 BOX_DECIMALS = 2
 SCORE_DECIMALS = 4
+#: zlib level of the pictures: at the default (6) encoding took 1.2 of the 2.6 s that a
+#: 2,400 x 3,900 page's picture cost; level 1 is several times faster, the file a little larger.
+PNG_COMPRESS_LEVEL = 1
 #: Picture colours: main characters, ruby, and the reading path.
 MAIN_COLOR = '#1f77b4'
 RUBY_COLOR = '#d62728'
@@ -354,16 +357,28 @@ def draw_reading(page: RecognizedPage, image, max_side: int = None):
     """
     from kr.visualization import DEFAULT_MAX_SIDE
     from kr.visualization import draw_page
+    from kr.datasets.image import to_array
     chars = page.characters
     order = page.layout.order
     ruby = page.layout.ruby
     boxes = np.asarray([chars[i].bbox for i in order], dtype=np.float64).reshape(-1, 4)
+    max_side = max_side or DEFAULT_MAX_SIDE
+    image = to_array(image)
+    scale = max_side / float(max(image.shape[:2]))
+    if scale < 1:
+        # matplotlib would scale the page down anyway; doing it first (area averaging) is
+        # several times faster on a 2,400 x 3,900 page
+        import cv2
+        size = (max(1, int(round(image.shape[1] * scale))),
+                max(1, int(round(image.shape[0] * scale))))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        boxes = boxes * scale
     fig = draw_page(image, bboxes=boxes, texts=[chars[i].char for i in order],
                     colors=[RUBY_COLOR if ruby[i] else MAIN_COLOR for i in order],
                     title='{}: {} characters, {} columns'.format(
                         page.image, len(chars),
                         sum(len(b.columns) for b in page.layout.blocks)),
-                    max_side=max_side or DEFAULT_MAX_SIDE)
+                    max_side=max_side)
     if len(order):
         ax = fig.axes[0]
         centres = (boxes[:, :2] + boxes[:, 2:]) / 2.0
@@ -380,6 +395,9 @@ def write_picture(page: RecognizedPage, image, path: str, max_side: int = None) 
     fig = draw_reading(page, image, max_side)
     try:
         with fileio.atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=fig.dpi)
+            kwargs = {}
+            if path.lower().endswith('.png'):
+                kwargs['pil_kwargs'] = {'compress_level': PNG_COMPRESS_LEVEL}
+            fig.savefig(tmp, dpi=fig.dpi, **kwargs)
     finally:
         plt.close(fig)
