@@ -21,6 +21,8 @@ logger = logging.getLogger('kr')
 EXIT_UNREADABLE = 1
 #: Exit status of a usage or input error (argparse's own).
 EXIT_USAGE = 2
+#: Exit status after Ctrl-C (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
 
 DESCRIPTION = """\
 Kuzushiji recognition: page images to text in reading order.
@@ -188,6 +190,10 @@ def main(argv=None) -> int:
     except (FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
         print('kr {}: error: {}'.format(args.command, e), file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print('kr {}: interrupted; the pages written so far are complete, run the same '
+              'command again to go on'.format(args.command), file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == '__main__':

@@ -65,6 +65,29 @@ def test_recognize_a_folder(model, pages, tmp_path, capsys):
     assert '2 page(s) written, 0 already done, 0 unreadable' in capsys.readouterr().out
 
 
+def test_interrupted_run_keeps_whole_pages_and_goes_on(model, pages, tmp_path, monkeypatch,
+                                                       capsys):
+    from kr.reading import formats
+    os.remove(os.path.join(pages, '002.png'))
+    out = str(tmp_path / 'text')
+    real = formats.write_tei
+
+    def write_tei(page, path):
+        if page.image == '003.tif':      # Ctrl-C while the second page's files are written
+            raise KeyboardInterrupt
+        real(page, path)
+
+    monkeypatch.setattr(formats, 'write_tei', write_tei)
+    argv = ['recognize', pages, '--model', model, '--out', out, '--format', 'txt,json,tei']
+    assert main(argv) == 130
+    assert 'run the same command again' in capsys.readouterr().err
+    assert listing(out) == ['001.json', '001.tei.xml', '001.txt']     # no part of 003
+    monkeypatch.setattr(formats, 'write_tei', real)
+    assert main(argv) == 0
+    assert '1 page(s) written, 1 already done' in capsys.readouterr().out
+    assert listing(out)[3:] == ['part2/003.json', 'part2/003.tei.xml', 'part2/003.txt']
+
+
 def test_recognize_one_file_with_a_picture(model, pages, tmp_path):
     out = str(tmp_path / 'one')
     assert main(['recognize', os.path.join(pages, '001.jpg'), '--model', model, '--out', out,
