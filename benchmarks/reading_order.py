@@ -7,12 +7,13 @@
 
 1. Ground-truth boxes: every test page's labelled boxes, shuffled, are ordered by
    ``kr.reading.reading_order``, as they are and perturbed (skewed 1.5 degrees, 10 % of the
-   characters dropped, box edges jittered by 10 %); printed: successor-link accuracy (share of characters whose
-   predicted next character is the true one), share of pages entirely right, share of
-   characters with the right ruby flag, and milliseconds per page. A baseline row orders
-   the same boxes by the rule NDL 古典籍OCR applies to lines (a new column where the
-   x-centres differ by more than 0.3 x the median width; columns right to left, characters
-   by y). Anchor: Lamb et al. 2021 (arXiv 2106.06786), 98.65 % with a learned model.
+   characters dropped, box edges jittered by 10 %); printed: successor-link accuracy
+   (share of characters whose predicted next character is the true one), share of pages
+   entirely right, share of characters with the right ruby flag, and milliseconds per
+   page. A baseline row orders the same boxes by the rule NDL 古典籍OCR applies to lines (a
+   new column where the x-centres differ by more than 0.3 x the median width; columns
+   right to left, characters by y). Anchor: Lamb et al. 2021 (arXiv 2106.06786), 98.65 %
+   with a learned model.
 2. End to end, when ``--model`` is a model folder (``make demo`` leaves one in
    ``results/demo/model``): the pages are recognised, ordered and turned into their main
    text; printed: the character error rate (edit distance / reference length, white space

@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest='command', metavar='COMMAND', title='commands')
 
     rec = sub.add_parser(
-        'recognize', parents=[device_args()], help='page images (files or folders) -> TXT, JSON, TEI and PNG per page',
+        'recognize', parents=[device_args()],
+        help='page images (files or folders) -> TXT, JSON, TEI and PNG per page',
         description=RECOGNIZE_DESCRIPTION, epilog=RECOGNIZE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     rec.add_argument('inputs', nargs='+', metavar='INPUT',
