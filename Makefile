@@ -38,6 +38,10 @@ FT := $(DEMO_OUT)/classifier-finetune/model_final.npz
 SUB_BEFORE := $(DEMO_OUT)/submission-before-finetune/submission.csv
 SUB := $(DEMO_OUT)/submission/submission.csv
 PSEUDO := $(DEMO_OUT)/pseudo-labels/pseudo_labels.json
+# The final models as one folder for `kr recognize`, and the test pages read with it.
+MODEL_DIR := $(DEMO_OUT)/model
+READING_DIR := $(DEMO_OUT)/reading
+HAVE_ORT = $$($(VPY) -c 'import onnxruntime' 2>/dev/null && echo yes)
 
 .PHONY: install check-python test demo demo-steps demo-report clean-demo
 
@@ -76,7 +80,7 @@ demo: install
 	@$(MAKE) --no-print-directory demo-report
 
 demo-steps: $(SUB) $(DEMO_OUT)/train_page.png $(DEMO_OUT)/test_page_before.png \
-            $(DEMO_OUT)/test_page.png
+            $(DEMO_OUT)/test_page.png $(READING_DIR)/.complete
 
 $(DEMO_DATA)/train.csv:
 	$(VPY) scripts/00_make_synthetic_dataset.py --out $(DEMO_DATA) --overwrite \
@@ -130,6 +134,16 @@ $(DEMO_OUT)/test_page.png: $(SUB)
 	$(VPY) scripts/09_visualize.py --data-dir $(DEMO_DATA) --out $@ --submission $< \
 	    --image-id $$(sed -n 2p $(DEMO_DATA)/sample_submission.csv | cut -d, -f1)
 
+# With the onnx extra the folder carries the ONNX export and the pages are read by ONNX Runtime.
+$(MODEL_DIR)/model.json: $(FT) $(DET)
+	$(VPY) -m kr make-model-folder $(DET) $(FT) --out $(MODEL_DIR) --overwrite \
+	    $$(test -n "$(HAVE_ORT)" && echo --onnx)
+
+$(READING_DIR)/.complete: $(MODEL_DIR)/model.json
+	$(VPY) -m kr recognize $(DEMO_DATA)/test_images --model $(MODEL_DIR) --out $(READING_DIR) \
+	    $$(test -n "$(HAVE_ORT)" && echo --backend onnxruntime)
+	touch $@
+
 demo-report:
 	@$(VPY) -c 'import json, sys; \
 	before = json.load(open("$(dir $(SUB_BEFORE))metrics.json")); \
@@ -141,6 +155,8 @@ demo-report:
 	@echo "submission  $(SUB)"
 	@echo "metrics     $(DEMO_OUT)/metrics.json (per page: $(DEMO_OUT)/submission/pages.csv)"
 	@echo "pictures    $(DEMO_OUT)/train_page.png $(DEMO_OUT)/test_page_before.png $(DEMO_OUT)/test_page.png"
+	@echo "model       $(MODEL_DIR) (kr recognize PAGE... --model $(MODEL_DIR) --out DIR)"
+	@echo "reading     $(READING_DIR) (per test page: TXT, JSON, TEI and PNG in reading order)"
 	@test ! -f .demo-start || echo "wall time   $$(( $$(date +%s) - $$(cat .demo-start) )) s (install excluded)"
 
 clean-demo:

@@ -62,4 +62,6 @@ setup(
     python_requires='>=3.11,<3.14',
     install_requires=install_requires,
     extras_require=extras_require,
+    # the kr command (kr/__main__.py; also python -m kr)
+    entry_points={'console_scripts': ['kr = kr.__main__:main']},
 )

@@ -112,7 +112,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if (args.detector is None) != (args.classifier is None):
         p.error('give both --detector and --classifier, or neither')
-    from kr.detector import SUBMISSION_SCORE_THRESHOLD
+    from kr.detector.centernet.model import SUBMISSION_SCORE_THRESHOLD
     threshold = SUBMISSION_SCORE_THRESHOLD if args.threshold is None else args.threshold
     trained = args.detector is not None
     if trained:

@@ -8,6 +8,9 @@
     out/unicode_translation.csv   Unicode,char      (sorted by code point; some never occur)
     out/sample_submission.csv     image_id,labels   (Kaggle's placeholder labels)
     out/test_labels.csv           test ground truth, same format as train.csv
+    out/test_reading_order.json   per test page, per labelled character in label order: its
+                                  block, main column and ruby flag; and the main text (one
+                                  line per column, ruby left out)
     out/synthetic_info.json       seed, counts, page size, fonts, vocabulary statistics
 
 Pages are grouped in books (several pages each, one look per book); the book title is the
@@ -59,6 +62,9 @@ MIN_BOOKS = 8
 SAMPLE_SUBMISSION_LABELS = 'U+003F 1 1 U+FF2F 2 2'
 #: How many of the most frequent classes synthetic_info.json lists.
 N_TOP_CLASSES = 12
+#: The reading-order ground truth of the test pages (SPEC section 12), beside test_labels.csv.
+READING_ORDER_JSON = 'test_reading_order.json'
+READING_ORDER_VERSION = 1
 
 _WORKER = {}
 
@@ -146,7 +152,27 @@ def _render_task(task):
     with open(task['path'], 'wb') as f:
         f.write(data.tobytes())
     return {'image_id': task['image_id'], 'labels': page.labels, 'unicodes': page.unicodes,
-            'width': int(page.image.shape[1])}
+            'width': int(page.image.shape[1]), 'reading_order': _reading_order(page)}
+
+
+def _reading_order(page) -> dict:
+    """Block, main column and ruby flag of each labelled character, and the main text.
+
+    A synthetic page has one text block. An annotation (ruby) column glosses the main column
+    on its right, the one labelled just before it, and gets that column's number.
+    """
+    ruby = [bool(r) for r in page.ruby]
+    column, lines = [], []
+    main_column, previous = -1, None
+    for c, r, u in zip(page.columns.tolist(), ruby, page.unicodes):
+        if not r and c != previous:
+            main_column += 1
+            previous = c
+            lines.append('')
+        column.append(max(main_column, 0))
+        if not r:
+            lines[-1] += chr(int(u[2:], 16))
+    return {'block': [0] * len(ruby), 'column': column, 'ruby': ruby, 'text': '\n'.join(lines)}
 
 
 def _write_csv(path, header, rows):
@@ -281,6 +307,9 @@ def make_synthetic_dataset(out: str = DEFAULT_OUT, *, train_pages: int = DEFAULT
                    [(r['image_id'], SAMPLE_SUBMISSION_LABELS) for r in test_results])
         _write_csv(os.path.join(tmp, 'unicode_translation.csv'), ('Unicode', 'char'),
                    vocabulary.table())
+        fileio.write_json(os.path.join(tmp, READING_ORDER_JSON), {
+            'format_version': READING_ORDER_VERSION,
+            'pages': [dict(image_id=r['image_id'], **r['reading_order']) for r in test_results]})
         info = _summary(seed, page_height, font_paths, vocabulary, book_sizes,
                         train_results, test_results)
         fileio.write_json(os.path.join(tmp, 'synthetic_info.json'), info)

@@ -168,9 +168,12 @@ class SyntheticPage:
         bboxes: ``(R, 4)`` int32 ``(x, y, w, h)`` in page pixels (Kaggle's order), the tight
             extent of each character's ink, in reading order.
         unicodes: ``R`` class names (``'U+306E'``), same order.
-        columns: ``(R,)`` int32 column of each character, 0 for the rightmost column.
+        columns: ``(R,)`` int32 column of each character, 0 for the rightmost column
+            (annotation columns count as columns here).
         glyph_masks: ``R`` bool arrays of shape ``(h, w)``: the ink of each character inside
             its own box (other characters' ink excluded).
+        ruby: ``(R,)`` bool, true for the characters of small annotation (interlinear ruby)
+            columns, which gloss the main column to their right and are labelled after it.
     """
     image: np.ndarray
     ink: np.ndarray
@@ -178,6 +181,7 @@ class SyntheticPage:
     unicodes: list
     columns: np.ndarray
     glyph_masks: list
+    ruby: np.ndarray = None
 
     @property
     def labels(self) -> str:
@@ -344,6 +348,7 @@ class _Text:
     unicodes: list = dataclasses.field(default_factory=list)
     columns: list = dataclasses.field(default_factory=list)
     masks: list = dataclasses.field(default_factory=list)
+    ruby: list = dataclasses.field(default_factory=list)
 
 
 def _write_text(rng, style, vocabulary, renderer, block, size, ink, ink_tone, marks):
@@ -418,6 +423,7 @@ def _write_text(rng, style, vocabulary, renderer, block, size, ink, ink_tone, ma
             text.bboxes.append(box)
             text.unicodes.append(unicode_of(char))
             text.columns.append(column_index)
+            text.ruby.append(bool(col.annotation))
             text.masks.append(mask[r[0]:r[-1] + 1, c[0]:c[-1] + 1].copy())
             prev_box = box
             n_in_column += 1
@@ -560,4 +566,5 @@ def render_page(rng: np.random.Generator, page_height: int = 1500,
                                       lighting=rng.uniform(0.0, 0.12))
     boxes = np.asarray(bboxes, dtype=np.int32).reshape(-1, 4)
     return SyntheticPage(image=out, ink=ink, bboxes=boxes, unicodes=unicodes,
-                         columns=np.asarray(columns, dtype=np.int32), glyph_masks=glyph_masks)
+                         columns=np.asarray(columns, dtype=np.int32), glyph_masks=glyph_masks,
+                         ruby=np.asarray(text.ruby, dtype=bool))

@@ -12,7 +12,7 @@ from kr.synthetic import make_synthetic_dataset
 
 SMALL = dict(train_pages=10, test_pages=4, page_height=400, empty_page_rate=0.25)
 FILES = ('train.csv', 'test_labels.csv', 'sample_submission.csv', 'unicode_translation.csv',
-         'synthetic_info.json')
+         'synthetic_info.json', 'test_reading_order.json')
 
 
 def read_rows(path):
