@@ -17,8 +17,9 @@ endif
 VENV ?= .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# onnx: the ONNX export and the ONNX Runtime backend (and their tests)
-EXTRAS ?= test,onnx
+# onnx: the ONNX export and the ONNX Runtime backend (and their tests); dist: ChainerMN
+# over MPI (mpi4py, and OpenMPI itself: see install-mpi)
+EXTRAS ?= test,onnx,dist
 
 # The demo: scripts 00-09 on a synthetic set, with the CPU-sized presets.
 DEMO_DATA := data/kuzushiji-recognition-synthetic
@@ -43,7 +44,7 @@ MODEL_DIR := $(DEMO_OUT)/model
 READING_DIR := $(DEMO_OUT)/reading
 HAVE_ORT = $$($(VPY) -c 'import onnxruntime' 2>/dev/null && echo yes)
 
-.PHONY: install check-python test demo demo-steps demo-report clean-demo
+.PHONY: install install-mpi check-python test demo demo-steps demo-report clean-demo
 
 install: $(STAMP)
 	@$(MAKE) --no-print-directory check-python
@@ -66,10 +67,24 @@ check-python:
 # isolation; everything else comes as wheels.
 $(STAMP): setup.py
 	@$(MAKE) --no-print-directory check-python
+	@case ",$(EXTRAS)," in *,dist,*) $(MAKE) --no-print-directory install-mpi ;; esac
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet "setuptools<70" wheel
 	$(VPY) -m pip install --quiet --no-build-isolation -e ".[$(EXTRAS)]"
 	touch $(STAMP)
+
+# The dist extra needs an MPI library and mpiexec: OpenMPI from Debian's packages when this
+# runs as root with apt, else a message that says what to install.
+install-mpi:
+	@command -v mpiexec >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        echo "installing OpenMPI (openmpi-bin libopenmpi-dev) for the dist extra"; \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	            openmpi-bin libopenmpi-dev >/dev/null; \
+	    else \
+	        echo "the dist extra needs MPI: install OpenMPI (Debian/Ubuntu: sudo apt-get install" \
+	            "openmpi-bin libopenmpi-dev), or leave dist out of EXTRAS" >&2; exit 1; \
+	    fi; }
 
 test: install
 	$(VPY) -m pytest tests

@@ -19,6 +19,7 @@ from kr.runs import run_record
 from kr.training.distributed import COMMUNICATORS
 from kr.training.distributed import create_communicator
 from kr.training.distributed import LR_RULES
+from kr.training.distributed import rank_device
 from kr.runs import seed_everything
 from kr.training.presets import resolve_preset
 
@@ -67,14 +68,20 @@ def output_args(default: str = None) -> argparse.ArgumentParser:
     return p
 
 
-def dist_args() -> argparse.ArgumentParser:
-    """Parent parser with ``--communicator`` and ``--lr-rule`` (data-parallel runs under
-    ``mpiexec``; see :mod:`kr.training.distributed`)."""
+def communicator_args() -> argparse.ArgumentParser:
+    """Parent parser with ``--communicator`` (runs over several processes under ``mpiexec``;
+    see :mod:`kr.training.distributed`)."""
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument('--communicator', choices=COMMUNICATORS, default=None,
-                   help='run data-parallel with ChainerMN, one process per rank under mpiexec '
-                        '-n N: naive (CPU), flat or pure_nccl (one GPU per rank) (default: '
-                        'one process)')
+                   help='run over N processes with ChainerMN, one per rank under mpiexec -n N: '
+                        'naive (CPU), flat or pure_nccl (one GPU per rank) (default: one '
+                        'process)')
+    return p
+
+
+def dist_args() -> argparse.ArgumentParser:
+    """Parent parser of the trainings: :func:`communicator_args` and ``--lr-rule``."""
+    p = argparse.ArgumentParser(add_help=False, parents=[communicator_args()])
     p.add_argument('--lr-rule', choices=LR_RULES, default='linear',
                    help='with --communicator, the lr for the global batch of N ranks: linear '
                         '(N x --lr), sqrt (sqrt(N) x --lr) or none (default: %(default)s)')
@@ -140,11 +147,12 @@ def recognizer_args(detection_threshold: str, class_threshold: float) -> argpars
     return p
 
 
-def recognizer_settings(args: argparse.Namespace) -> dict:
+def recognizer_settings(args: argparse.Namespace, comm=None) -> dict:
     """The keyword arguments of :func:`kr.inference.load_recognizer` given by the flags of
-    :func:`recognizer_args` and :func:`device_args`."""
+    :func:`recognizer_args` and :func:`device_args` (with a communicator, a GPU request
+    becomes the rank's own GPU)."""
     threshold = args.detection_threshold
-    return {'device': args.device, 'backend': args.backend, 'tta': args.tta,
+    return {'device': rank_device(args.device, comm), 'backend': args.backend, 'tta': args.tta,
             'class_threshold': args.class_threshold,
             'detection_threshold': (args.detection_threshold_name if threshold is None
                                     else threshold)}

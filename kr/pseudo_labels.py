@@ -62,7 +62,7 @@ def _write_page(root, image_id, image, characters):
 
 
 def make_pseudo_labels(recognizer, data_dir: str, out_dir: str, restart: bool = False,
-                       detections: str = None, run_record: dict = None) -> dict:
+                       detections: str = None, run_record: dict = None, comm=None) -> dict:
     """Recognise the test pages and keep the confident characters as labelled crops.
 
     The characters kept are those the recognizer returns: its ``class_threshold`` is the
@@ -79,27 +79,42 @@ def make_pseudo_labels(recognizer, data_dir: str, out_dir: str, restart: bool = 
         detections: A detection cache (``detection.csv`` of script 07 with the same
             detector) to reuse: pages found there skip the detector.
         run_record: Written as ``args.json``.
+        comm: A ChainerMN communicator: the pages left are split over the ranks, which
+            write their crops and page records into ``out_dir`` (a folder every rank
+            sees); rank 0 writes ``pseudo_labels.json``, the other ranks return ``None``.
 
     Returns:
         dict: ``{'pages', 'pages_resumed', 'labels', 'threshold'}``.
     """
+    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
+
+    def barrier():
+        if comm is not None:
+            comm.mpi_comm.Barrier()
+
     pages = KuzushijiPageDataset(data_dir, 'test')
     cache = read_detections(detections) if detections else {}
-    if restart and os.path.isdir(out_dir):
+    if restart and rank == 0 and os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
+    barrier()
     pages_dir = os.path.join(out_dir, PAGES_DIR)
     done = {os.path.splitext(n)[0] for n in (os.listdir(pages_dir) if os.path.isdir(pages_dir)
                                              else ()) if n.endswith('.json')}
     todo = [i for i, image_id in enumerate(pages.ids) if image_id not in done]
-    pages.check_images(todo)
-    start_run(out_dir, run_record)
-    os.makedirs(pages_dir, exist_ok=True)
+    pages.check_images(todo[rank::size])
+    if rank == 0:
+        start_run(out_dir, run_record)
+        os.makedirs(pages_dir, exist_ok=True)
+    barrier()
     if done:
         logger.info('resuming: %d of %d pages already done in %s', len(pages) - len(todo),
                     len(pages), out_dir)
     for image_id, image, chars in recognizer.recognize_dataset(
-            pages, detections=cache, indices=todo, desc='pseudo labels'):
+            pages, detections=cache, indices=todo[rank::size], desc='pseudo labels'):
         _write_page(out_dir, image_id, image, chars)
+    barrier()
+    if rank != 0:
+        return None
     records = []
     for image_id in pages.ids:
         with open(os.path.join(out_dir, PAGES_DIR, image_id + '.json'), encoding='utf-8') as f:

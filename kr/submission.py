@@ -192,7 +192,7 @@ def _finished_pages(pages_dir: str, settings: dict) -> dict:
 
 
 def make_submission(recognizer, data_dir: str, out_dir: str, detections: str = None,
-                    run_record: dict = None, restart: bool = False) -> dict:
+                    run_record: dict = None, restart: bool = False, comm=None) -> dict:
     """Recognise every test page and write ``<out_dir>/submission.csv`` (SPEC section 6).
 
     Also written to ``out_dir``: ``args.json`` (``run_record``), ``detection.csv`` (every
@@ -216,6 +216,10 @@ def make_submission(recognizer, data_dir: str, out_dir: str, detections: str = N
             detector) to reuse: pages found there skip the detector.
         run_record: Written as ``args.json`` and recorded in ``submission_info.json``.
         restart: Forget the pages of an unfinished run in ``out_dir``.
+        comm: A ChainerMN communicator: the pages left are split over the ranks (rank
+            ``r`` takes every ``size``-th from ``r``), and rank 0 gathers the results and
+            writes the same files as one process would (the other ranks write only their
+            ``pages/<image_id>.json``, and return ``None``).
 
     Returns:
         dict: What ``submission_info.json`` holds (plus ``metrics`` when scored).
@@ -232,21 +236,34 @@ def make_submission(recognizer, data_dir: str, out_dir: str, detections: str = N
     settings = _page_settings(recognizer, run_record)
     done = _finished_pages(pages_dir, settings) if os.path.isdir(pages_dir) else {}
     todo = [i for i, image_id in enumerate(pages.ids) if image_id not in done]
-    pages.check_images(todo)
-    start_run(out_dir, run_record)
-    os.makedirs(pages_dir, exist_ok=True)
-    fileio.write_json(os.path.join(pages_dir, PAGES_SETTINGS), settings)
+    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
+    mine = todo[rank::size]
+    pages.check_images(mine)
+    if rank == 0:
+        start_run(out_dir, run_record)
+        os.makedirs(pages_dir, exist_ok=True)
+        fileio.write_json(os.path.join(pages_dir, PAGES_SETTINGS), settings)
+    if comm is not None:
+        comm.mpi_comm.Barrier()
     if done:
         logger.info('resuming: %d of %d pages already done in %s', len(done), len(pages),
                     pages_dir)
+    results = {}
     for image_id, _, chars in recognizer.recognize_dataset(pages, detections=cache,
-                                                           indices=todo, desc='submission'):
+                                                           indices=mine, desc='submission'):
         bboxes, scores = cache[image_id]
-        done[image_id] = {'labels': characters_to_submission_labels(chars),
-                          'characters': len(chars), 'bboxes': _format_floats(bboxes),
-                          'scores': _format_floats(scores)}
-        fileio.write_json(os.path.join(pages_dir, image_id + '.json'), done[image_id],
+        results[image_id] = {'labels': characters_to_submission_labels(chars),
+                             'characters': len(chars), 'bboxes': _format_floats(bboxes),
+                             'scores': _format_floats(scores)}
+        fileio.write_json(os.path.join(pages_dir, image_id + '.json'), results[image_id],
                           indent=None)
+    if comm is not None:
+        gathered = comm.mpi_comm.gather(results, root=0)
+        if rank != 0:
+            return None
+        for part in gathered:
+            results.update(part)
+    done.update(results)
     labels = {i: done[i]['labels'] for i in pages.ids}
     found = {i: (np.array(done[i]['bboxes'].split(), dtype=np.float32).reshape(-1, 4),
                  np.array(done[i]['scores'].split(), dtype=np.float32)) for i in pages.ids}

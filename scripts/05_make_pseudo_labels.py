@@ -10,7 +10,6 @@ data folder's class table, when given, must be the classifier's (its run folder 
 
 import argparse
 import logging
-import sys
 
 from kr import cli
 from kr.inference import load_recognizer
@@ -25,7 +24,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
         parents=[cli.recognizer_args(PSEUDO_LABEL_DETECTION_THRESHOLD, PSEUDO_LABEL_THRESHOLD),
-                 cli.data_args(), cli.device_args(), cli.output_args()])
+                 cli.data_args(), cli.device_args(), cli.communicator_args(),
+                 cli.output_args()])
     p.add_argument('--restart', action='store_true', help='delete --out and start over')
     p.add_argument('--detections', default=None,
                    help='reuse this detection cache (detection.csv of script 07 with the same '
@@ -37,14 +37,18 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     record = cli.setup_run(args)
+    comm = None
     try:
+        comm = cli.communicator(args)
         recognizer = load_recognizer(args.detector, args.classifier, args.data_dir,
-                                     **cli.recognizer_settings(args))
+                                     **cli.recognizer_settings(args, comm))
         summary = make_pseudo_labels(recognizer, data_dir=args.data_dir, out_dir=args.out,
                                      restart=args.restart, detections=args.detections,
-                                     run_record=record)
+                                     run_record=record, comm=comm)
     except (FileNotFoundError, ValueError, ImportError) as e:
-        sys.exit('error: {}'.format(e))
+        cli.fail(e, comm)
+    if summary is None:  # a rank other than 0 of a distributed run
+        return
     logger.info('%d pseudo labels from %d test pages in %s', summary['labels'],
                 summary['pages'], args.out)
 

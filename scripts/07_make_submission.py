@@ -12,7 +12,6 @@ pages have ground truth (a synthetic set), <out>/metrics.json and <out>/pages.cs
 import argparse
 import json
 import logging
-import sys
 
 from kr import cli
 from kr.inference import CLASS_SCORE_THRESHOLD
@@ -26,7 +25,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
         parents=[cli.recognizer_args('submission', CLASS_SCORE_THRESHOLD),
-                 cli.data_args(), cli.device_args(), cli.output_args()])
+                 cli.data_args(), cli.device_args(), cli.communicator_args(),
+                 cli.output_args()])
     p.add_argument('--restart', action='store_true',
                    help='forget the pages of an unfinished run in --out (by default an '
                         'interrupted run resumes where it stopped)')
@@ -39,14 +39,18 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     record = cli.setup_run(args)
+    comm = None
     try:
+        comm = cli.communicator(args)
         recognizer = load_recognizer(args.detector, args.classifier, args.data_dir,
-                                     **cli.recognizer_settings(args))
+                                     **cli.recognizer_settings(args, comm))
         info = make_submission(recognizer, data_dir=args.data_dir, out_dir=args.out,
                                detections=args.detections, run_record=record,
-                               restart=args.restart)
+                               restart=args.restart, comm=comm)
     except (FileNotFoundError, ValueError, ImportError) as e:
-        sys.exit('error: {}'.format(e))
+        cli.fail(e, comm)
+    if info is None:  # a rank other than 0 of a distributed run
+        return
     logger.info('%d characters on %d pages: %s', info['characters'], info['pages'],
                 info['submission'])
     if 'metrics' in info:

@@ -348,6 +348,13 @@ def train(chain, train_dataset, out: str, optimizer: OptimizerSpec, schedule: Sc
         if resume:
             _load_snapshot(resume, trainer)
             logger.info('resumed from %s at iteration %d', resume, updater.iteration)
+            if comm is not None:
+                # A fresh multi-node optimizer spends its first update on broadcasting the
+                # weights; the snapshots already hold them on every rank, so record the
+                # parameters now and the next update is a real one (else a resumed run
+                # would lose a step).
+                comm.bcast_data(chain)
+                opt.is_changed(chain)
         # the error reaches the caller whole; Chainer's own traceback print is noise there
         trainer.run(show_loop_exception_msg=False)
     finally:
