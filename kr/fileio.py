@@ -77,6 +77,29 @@ def atomic_write(path: str, mode: str = 'w', encoding: str = 'utf-8', newline: s
             os.fsync(f.fileno())
 
 
+def read_versioned_json(path: str, version: int, remedy: str) -> dict:
+    """Read a JSON object whose ``format_version`` must be ``version``.
+
+    Args:
+        path: The file.
+        version: The format version this ``kr`` reads.
+        remedy: What the user should do when the file is missing or of another version
+            (e.g. ``'export the models again with scripts/10_export_onnx.py'``).
+
+    Raises:
+        FileNotFoundError: ``path`` is missing (the remedy is named).
+        ValueError: Another format version (both versions and the remedy are named).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError('{} not found: {}'.format(path, remedy))
+    with open(path, encoding='utf-8') as f:
+        data = json.load(f)
+    if data.get('format_version') != version:
+        raise ValueError('{} has format version {}, this kr reads {}: {}'.format(
+            path, data.get('format_version'), version, remedy))
+    return data
+
+
 def write_json(path: str, obj, indent: int = 2) -> None:
     """Write ``obj`` as UTF-8 JSON to ``path`` atomically (non-ASCII kept readable)."""
     with atomic_write(path) as f:

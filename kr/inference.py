@@ -14,13 +14,13 @@ the classifier's class table comes from its run folder, so two model paths are e
 The characters come in the detector's order (highest score first), not in reading order.
 """
 
-import dataclasses
 import logging
 import tempfile
 
 import numpy as np
 
 from kr.bbox import box_centers
+from kr.character import Character  # NOQA: re-exported (the recognizer's output)
 from kr.classifier.registry import load_class_table
 from kr.classifier.registry import load_classifier
 from kr.datasets.image import to_array
@@ -36,27 +36,6 @@ logger = logging.getLogger(__name__)
 #: Classifier probability below which a detected character is dropped from a submission
 #: (the original's prepare_submission setting).
 CLASS_SCORE_THRESHOLD = 0.5
-
-
-@dataclasses.dataclass(frozen=True)
-class Character:
-    """One recognised character of a page.
-
-    Attributes:
-        unicode: ``'U+XXXX'``.
-        char: The character itself.
-        bbox: ``(x_min, y_min, x_max, y_max)`` in page pixels.
-        center: ``(x, y)`` box centre in page pixels (what a submission writes).
-        detection_score: Detector probability.
-        class_score: Classifier softmax probability of ``unicode``.
-    """
-
-    unicode: str
-    char: str
-    bbox: tuple
-    center: tuple
-    detection_score: float
-    class_score: float
 
 
 class PageRecognizer:

@@ -235,12 +235,9 @@ def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str =
         eval_interval: Validation likewise.
         val_samples: Validation crops used (a fixed random subset).
         log_interval: Iterations between log entries.
-        comm: A ChainerMN communicator (``None``: one process): each rank draws
-            ``epoch_size / N`` crops an epoch from its shard, with its own random stream;
+        comm, lr_rule, run_record: As in :func:`kr.training.train`; on ``N`` ranks each draws
+            ``epoch_size / N`` crops an epoch from its shard with its own random stream, and
             ``batchsize`` is per rank.
-        lr_rule: With ``comm``, how the lr grows with the global batch
-            (:data:`kr.training.distributed.LR_RULES`).
-        run_record: Written as ``out/args.json`` when the run starts (inputs checked).
 
     Returns:
         kr.training.TrainingResult: ``model`` is the trained classifier, on the CPU.

@@ -16,11 +16,11 @@ are the project's own functions, as in the Chainer models.
 """
 
 import functools
-import json
 import os
 
 import numpy as np
 
+from kr import fileio
 from kr.classifier.base import classify_boxes
 from kr.classifier.base import CLASSIFY_BATCH_SIZE
 from kr.classifier.transforms import INPUT_SIZE
@@ -172,16 +172,8 @@ def load_onnx_models(export_dir: str, threads: int = None, providers=None):
         FileNotFoundError: The folder lacks the metadata or a model file.
         ValueError: Metadata of another format version.
     """
-    meta_path = os.path.join(export_dir, METADATA_FILE)
-    if not os.path.isfile(meta_path):
-        raise FileNotFoundError('{} not found: export the models with '
-                                'scripts/10_export_onnx.py'.format(meta_path))
-    with open(meta_path, encoding='utf-8') as f:
-        meta = json.load(f)
-    if meta.get('format_version') != METADATA_VERSION:
-        raise ValueError('{} has format version {}, this kr reads {}: export the models '
-                         'again with scripts/10_export_onnx.py'.format(
-                             meta_path, meta.get('format_version'), METADATA_VERSION))
+    meta = fileio.read_versioned_json(os.path.join(export_dir, METADATA_FILE), METADATA_VERSION,
+                                      'export the models with scripts/10_export_onnx.py')
     det, cls = meta['detector'], meta['classifier']
     detector = onnx_detector_class(det.get('family', DEFAULT_DETECTOR))(
         os.path.join(export_dir, det['file']), threads=threads, providers=providers,

@@ -23,6 +23,7 @@ import numpy as np
 
 import kr
 from kr import fileio
+from kr.character import Character
 from kr.reading.order import Block
 from kr.reading.order import Column
 from kr.reading.order import Layout
@@ -54,26 +55,6 @@ PATH_COLOR = '#2ca02c'
 
 
 @dataclasses.dataclass(frozen=True)
-class PageCharacter:
-    """A character of a page file (same fields as :class:`kr.inference.Character`).
-
-    Attributes:
-        unicode: ``'U+XXXX'``.
-        char: The character.
-        bbox: ``(x_min, y_min, x_max, y_max)`` in page pixels.
-        center: ``(x, y)`` in page pixels.
-        detection_score: Detector probability.
-        class_score: Classifier probability.
-    """
-    unicode: str
-    char: str
-    bbox: tuple
-    center: tuple
-    detection_score: float
-    class_score: float
-
-
-@dataclasses.dataclass(frozen=True)
 class RecognizedPage:
     """A page's characters and their reading structure.
 
@@ -81,7 +62,7 @@ class RecognizedPage:
         image: The image's file name.
         width: Image width in pixels.
         height: Image height in pixels.
-        characters: The characters (:class:`kr.inference.Character` or :class:`PageCharacter`);
+        characters: The characters (:class:`kr.character.Character`);
             the layout's indices point into this list.
         layout: :class:`kr.reading.order.Layout` of ``characters``.
     """
@@ -212,7 +193,7 @@ def page_from_json(obj: dict, source: str = 'page JSON') -> RecognizedPage:
             for c in col['characters']:
                 if c['order'] in found:
                     raise ValueError('{}: order {} listed twice'.format(source, c['order']))
-                found[c['order']] = PageCharacter(
+                found[c['order']] = Character(
                     unicode=c['unicode'], char=c['char'], bbox=tuple(c['bbox']),
                     center=tuple(c['center']), detection_score=c['detection_score'],
                     class_score=c['class_score'])

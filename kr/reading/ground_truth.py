@@ -7,11 +7,11 @@ ruby, and the page's main text. This module reads it back beside the boxes of
 """
 
 import dataclasses
-import json
 import os
 
 import numpy as np
 
+from kr import fileio
 from kr.datasets.labels import parse_labels
 from kr.datasets.labels import read_labels_csv
 
@@ -57,15 +57,10 @@ def load_reading_truth(data_dir: str) -> list:
     """
     path = os.path.join(data_dir, READING_ORDER_JSON)
     labels_path = os.path.join(data_dir, TEST_LABELS_CSV)
-    for p in (path, labels_path):
-        if not os.path.isfile(p):
-            raise FileNotFoundError('{} not found: make the synthetic dataset again with '
-                                    'scripts/00_make_synthetic_dataset.py'.format(p))
-    with open(path, encoding='utf-8') as f:
-        data = json.load(f)
-    if data.get('format_version') != READING_ORDER_VERSION:
-        raise ValueError('{}: format version {}, this kr reads {}'.format(
-            path, data.get('format_version'), READING_ORDER_VERSION))
+    remedy = 'make the synthetic dataset again with scripts/00_make_synthetic_dataset.py'
+    data = fileio.read_versioned_json(path, READING_ORDER_VERSION, remedy)
+    if not os.path.isfile(labels_path):
+        raise FileNotFoundError('{} not found: {}'.format(labels_path, remedy))
     labels = {image_id: (text, line) for image_id, text, line in read_labels_csv(labels_path)}
     out = []
     for page in data['pages']:
