@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 
+from kr.cli import communicator_args
 from kr.cli import device_args
 from kr.cli import setup_logging
 
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest='command', metavar='COMMAND', title='commands')
 
     rec = sub.add_parser(
-        'recognize', parents=[device_args()],
+        'recognize', parents=[device_args(), communicator_args()],
         help='page images (files or folders) -> TXT, JSON, TEI and PNG per page',
         description=RECOGNIZE_DESCRIPTION, epilog=RECOGNIZE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,14 +141,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def recognize(args) -> int:
     """``kr recognize``: returns the exit status."""
+    from kr.cli import communicator
     from kr.model_folder import load_model_folder
     from kr.reading.pages import recognize_pages
-    recognizer = load_model_folder(
-        args.model, backend=args.backend, device=None if args.device in (None, '-1') else
-        args.device, detection_threshold=args.detection_threshold,
-        class_threshold=args.class_threshold, tta=args.tta)
-    result = recognize_pages(recognizer, args.inputs, args.out, formats=args.formats,
-                             overwrite=args.overwrite, ruby=args.ruby)
+    from kr.training.distributed import rank_device
+    comm = communicator(args)
+    try:
+        recognizer = load_model_folder(
+            args.model, backend=args.backend, device=None if args.device in (None, '-1') else
+            rank_device(args.device, comm), detection_threshold=args.detection_threshold,
+            class_threshold=args.class_threshold, tta=args.tta)
+        result = recognize_pages(recognizer, args.inputs, args.out, formats=args.formats,
+                                 overwrite=args.overwrite, ruby=args.ruby, comm=comm)
+    except (FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
+        if comm is None or comm.size == 1:
+            raise
+        from kr.cli import fail
+        fail(e, comm)  # stops every rank: none waits for this one
+    if comm is not None and comm.rank != 0:
+        return 0
     print('{} page(s) written, {} already done, {} unreadable: {}'.format(
         len(result.done), len(result.skipped), len(result.failed), args.out))
     if result.failed:

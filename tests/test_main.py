@@ -116,3 +116,26 @@ def test_make_model_folder(tmp_path, capsys):
     assert read_model_folder(out)['class_threshold'] == 0.3
     assert main(['make-model-folder', det, clf, '--out', out]) == 2
     assert '--overwrite' in capsys.readouterr().err
+
+
+def test_recognize_on_two_ranks_writes_the_same_files(model, pages, tmp_path):
+    import shutil
+    if shutil.which('mpiexec') is None:
+        pytest.skip('mpiexec not found (install OpenMPI: Debian openmpi-bin libopenmpi-dev)')
+    pytest.importorskip('mpi4py')
+    os.remove(os.path.join(pages, '002.png'))
+    one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
+    assert main(['recognize', pages, '--model', model, '--out', one, '--format', 'txt,json']) == 0
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = ['mpiexec', '--oversubscribe', '-n', '2'] + (
+        ['--allow-run-as-root'] if os.geteuid() == 0 else []) + [
+        sys.executable, '-m', 'kr', 'recognize', pages, '--model', model, '--out', two,
+        '--format', 'txt,json', '--communicator', 'naive']
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=repo,
+                            env=dict(os.environ, PYTHONPATH=repo, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert '2 page(s) written, 0 already done, 0 unreadable' in result.stdout
+    assert listing(one) == listing(two)
+    for name in listing(one):
+        assert open(os.path.join(one, name), 'rb').read() == \
+            open(os.path.join(two, name), 'rb').read(), name

@@ -173,7 +173,7 @@ def write_page_files(page, image, paths: dict, ruby: str = 'omit',
 
 def recognize_pages(recognizer, inputs, out: str, formats=DEFAULT_FORMATS,
                     overwrite: bool = False, ruby: str = 'omit',
-                    max_side: int = None) -> PagesResult:
+                    max_side: int = None, comm=None) -> PagesResult:
     """Recognise images into per-page files in reading order (see the module doc).
 
     Args:
@@ -185,6 +185,9 @@ def recognize_pages(recognizer, inputs, out: str, formats=DEFAULT_FORMATS,
         overwrite: Recognise pages whose files already exist again.
         ruby: TXT ruby mode, ``'omit'`` or ``'inline'``.
         max_side: Longest side of the pictures.
+        comm: A ChainerMN communicator: rank ``r`` of ``N`` reads every ``N``-th image from
+            ``r`` (each page's files are its own, so nothing is merged), and rank 0 returns
+            the result of all ranks (the others return theirs).
 
     Returns:
         :class:`PagesResult`.
@@ -198,6 +201,8 @@ def recognize_pages(recognizer, inputs, out: str, formats=DEFAULT_FORMATS,
         raise ValueError('ruby (--ruby) must be one of {}, got {!r}'.format(
             ', '.join(formats_lib.RUBY_MODES), ruby))
     images = find_images(inputs)
+    if comm is not None:
+        images = images[comm.rank::comm.size]
     os.makedirs(out, exist_ok=True)
     result = PagesResult()
     for path, name in progress(images, desc='pages'):
@@ -215,6 +220,11 @@ def recognize_pages(recognizer, inputs, out: str, formats=DEFAULT_FORMATS,
                                      recognizer.recognize(image))
         write_page_files(page, image, paths, ruby=ruby, max_side=max_side)
         result.done.append(path)
+    if comm is not None:
+        parts = comm.mpi_comm.gather(result, root=0)
+        if comm.rank == 0:
+            result = PagesResult(*([x for part in parts for x in getattr(part, field)]
+                                   for field in ('done', 'skipped', 'failed')))
     logger.info('%d page(s) recognised, %d already done, %d unreadable; files in %s',
                 len(result.done), len(result.skipped), len(result.failed), out)
     return result
