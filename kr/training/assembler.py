@@ -224,8 +224,19 @@ def check_resume(path: str, comm=None) -> None:
     (this rank's ``<path>.<rank>`` in a distributed run): a family calls it before building
     its datasets, so the mistake is found first."""
     path = snapshot_path(path, comm)
-    if path and not os.path.isfile(path):
+    if not path:
+        return
+    if not os.path.isfile(path):
         raise FileNotFoundError('snapshot to resume not found: {}'.format(path))
+    try:
+        with np.load(path) as snapshot:
+            is_trainer = 'updater/iteration' in snapshot.files
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as e:
+        raise ValueError(_RESUME_ERROR.format(path, type(e).__name__,
+                                              str(e).strip("'") or 'unreadable')) from None
+    if not is_trainer:
+        raise ValueError(_RESUME_ERROR.format(path, 'not a trainer snapshot',
+                                              'it holds no updater state: model weights?'))
 
 
 def snapshot_path(path: str, comm=None) -> str:
@@ -234,16 +245,18 @@ def snapshot_path(path: str, comm=None) -> str:
     return path if comm is None or not path else '{}.{}'.format(path, comm.rank)
 
 
+_RESUME_ERROR = ('cannot resume from {}: {} ({}); --resume takes a trainer snapshot '
+                 '(snapshot_iter_<n>) written by the same script with the same model settings')
+
+
 def _load_snapshot(path: str, trainer) -> None:
     check_resume(path)
     try:
         chainer.serializers.load_npz(path, trainer)
     except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile,
             pickle.UnpicklingError) as e:
-        raise ValueError(
-            'cannot resume from {}: {} ({}); --resume takes a trainer snapshot '
-            '(snapshot_iter_<n>) written by the same script with the same model settings'
-            .format(path, type(e).__name__, str(e).strip("'") or 'unreadable')) from None
+        raise ValueError(_RESUME_ERROR.format(path, type(e).__name__,
+                                              str(e).strip("'") or 'unreadable')) from None
 
 
 def _save_model(model, path: str) -> None:
@@ -285,8 +298,9 @@ def train(chain, train_dataset, out: str, optimizer: OptimizerSpec, schedule: Sc
         check_keys: Reported losses checked for NaN/inf every iteration.
         comm: A ChainerMN communicator (``None``: one process).
         progress_interval: Progress bar update interval in iterations.
-        run_record: Written as ``out/args.json`` once the device is checked (by rank 0),
-            the start of the run; ``out`` must not hold a finished run unless resuming.
+        run_record: Written as ``out/args.json`` (by rank 0) once everything is checked
+            (device, snapshot), the start of the run; ``out`` must not hold a finished run
+            unless resuming.
         run_files: Callables ``write(out)`` run right after ``args.json`` is written (the
             classifier's class table).
         lr_rule: With a communicator, how the lr grows with the global batch
@@ -319,10 +333,6 @@ def train(chain, train_dataset, out: str, optimizer: OptimizerSpec, schedule: Sc
         import chainermn
         opt = chainermn.create_multi_node_optimizer(opt, comm)
     report = comm is None or comm.rank == 0
-    if report:
-        start_run(out, run_record, finished_ok=bool(resume))
-        for write in run_files:
-            write(out)
 
     iterators = [make_iterator(train_dataset, batchsize, workers, order_sampler=order_sampler)]
     try:
@@ -355,6 +365,10 @@ def train(chain, train_dataset, out: str, optimizer: OptimizerSpec, schedule: Sc
                 # would lose a step).
                 comm.bcast_data(chain)
                 opt.is_changed(chain)
+        if report:  # everything is checked: the run starts here
+            start_run(out, run_record, finished_ok=bool(resume))
+            for write in run_files:
+                write(out)
         # the error reaches the caller whole; Chainer's own traceback print is noise there
         trainer.run(show_loop_exception_msg=False)
     finally:
