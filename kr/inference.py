@@ -38,6 +38,37 @@ logger = logging.getLogger(__name__)
 CLASS_SCORE_THRESHOLD = 0.5
 
 
+def check_thresholds(family, detection_threshold, class_threshold):
+    """``(detection, class)`` thresholds as probabilities: a detection threshold given by
+    name (or ``None``) is the calibrated one of the detector family that ``family()``
+    returns (called only then, so a duck-typed detector with a number needs none).
+
+    Raises:
+        ValueError: A probability outside ``[0, 1]`` or an unknown threshold name.
+    """
+    if isinstance(detection_threshold, str) or detection_threshold is None:
+        detection_threshold = family().threshold(detection_threshold)
+    for name, value in (('detection', detection_threshold), ('class', class_threshold)):
+        if not 0 <= float(value) <= 1:
+            raise ValueError('the {} threshold is a probability in [0, 1], got {}'.format(
+                name, value))
+    return float(detection_threshold), float(class_threshold)
+
+
+def onnx_backend(flag: str = '--backend onnxruntime', runtime: bool = True):
+    """``(export_models, load_onnx_models)`` of :mod:`kr.onnx` (with onnxruntime itself
+    imported when ``runtime``), or an ImportError that names ``flag`` and the extra."""
+    try:
+        from kr.onnx import export_models
+        from kr.onnx import load_onnx_models
+        if runtime:
+            import onnxruntime  # NOQA: fail here, before any export, without the extra
+    except ImportError as e:
+        raise ImportError('{} needs the onnx extra ({}): pip install -e ".[onnx]"'.format(
+            flag, e)) from None
+    return export_models, load_onnx_models
+
+
 class PageRecognizer:
     """Detect the characters of a page, then classify each one.
 
@@ -60,17 +91,13 @@ class PageRecognizer:
 
     def __init__(self, detector, classifier, mapping, detection_threshold='submission',
                  class_threshold: float = CLASS_SCORE_THRESHOLD, tta: bool = True):
-        if isinstance(detection_threshold, str) or detection_threshold is None:
-            detection_threshold = detector_family(detector).threshold(detection_threshold)
-        for name, value in (('detection', detection_threshold), ('class', class_threshold)):
-            if not 0 <= float(value) <= 1:
-                raise ValueError('the {} threshold is a probability in [0, 1], got {}'.format(
-                    name, value))
+        detection_threshold, class_threshold = check_thresholds(
+            lambda: detector_family(detector), detection_threshold, class_threshold)
         self.detector = detector
         self.classifier = classifier
         self.mapping = mapping
-        self.detection_threshold = float(detection_threshold)
-        self.class_threshold = float(class_threshold)
+        self.detection_threshold = detection_threshold
+        self.class_threshold = class_threshold
         self.tta = tta
         self._detect = (AdaptiveScaleDetector(detector) if tta else ScaledDetector(detector))
 
@@ -185,13 +212,7 @@ def load_recognizer(detector_path: str, classifier_path: str, data_dir: str = No
     classifier = load_classifier(classifier_path)
     mapping = load_class_table(classifier_path, data_dir)
     if backend == 'onnxruntime':
-        try:
-            from kr.onnx import export_models
-            from kr.onnx import load_onnx_models
-            import onnxruntime  # NOQA: fail here, before the export, without the extra
-        except ImportError as e:
-            raise ImportError('--backend onnxruntime needs the onnx extra ({}): pip install '
-                              '-e ".[onnx]"'.format(e)) from None
+        export_models, load_onnx_models = onnx_backend()
         if onnx_dir is not None:
             export_models(detector, classifier, onnx_dir)
             detector, classifier = load_onnx_models(onnx_dir)

@@ -14,7 +14,6 @@ Made from any two training runs (script 03's detector, script 04's or 06's class
 :func:`load_model_folder`. ``make demo`` leaves one in ``results/demo/model``.
 """
 
-import json
 import logging
 import os
 import shutil
@@ -25,8 +24,10 @@ from kr.classifier.registry import save_class_table
 from kr.detector.registry import DEFAULT_DETECTOR
 from kr.detector.registry import detector_family
 from kr.inference import BACKENDS
+from kr.inference import check_thresholds
 from kr.inference import CLASS_SCORE_THRESHOLD
 from kr.inference import load_recognizer
+from kr.inference import onnx_backend
 from kr.inference import PageRecognizer
 from kr.runs import RUN_ARGS
 from kr.runs import read_run_args
@@ -87,12 +88,8 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
     """
     family = detector_family(read_run_args(detector_path, what='detector').get('detector')
                              or DEFAULT_DETECTOR)
-    if isinstance(detection_threshold, str) or detection_threshold is None:
-        detection_threshold = family.threshold(detection_threshold)
-    for name, value in (('detection', detection_threshold), ('class', class_threshold)):
-        if not 0 <= float(value) <= 1:
-            raise ValueError('the {} threshold is a probability in [0, 1], got {}'.format(
-                name, value))
+    detection_threshold, class_threshold = check_thresholds(
+        lambda: family, detection_threshold, class_threshold)
     mapping = load_class_table(classifier_path, data_dir)
     if os.path.exists(out) and not overwrite:
         raise FileExistsError('{} already exists; pass --overwrite to replace it'.format(out))
@@ -101,11 +98,7 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
         clf = _copy_run(classifier_path, os.path.join(tmp, CLASSIFIER_DIR), 'classifier')
         save_class_table(mapping, os.path.join(tmp, CLASSIFIER_DIR))
         if onnx:
-            try:
-                from kr.onnx import export_models
-            except ImportError as e:
-                raise ImportError('--onnx needs the onnx extra ({}): pip install -e '
-                                  '".[onnx]"'.format(e)) from None
+            export_models, _ = onnx_backend('--onnx', runtime=False)
             from kr.classifier.registry import load_classifier
             from kr.detector.registry import load_detector
             export_models(load_detector(det), load_classifier(clf), os.path.join(tmp, ONNX_DIR))
@@ -140,11 +133,8 @@ def read_model_folder(path: str) -> dict:
             '--model {}: no {} there; make a model folder with kr make-model-folder '
             'DETECTOR.npz CLASSIFIER.npz --out DIR (make demo leaves one in '
             'results/demo/model)'.format(path, MODEL_JSON))
-    with open(meta_path, encoding='utf-8') as f:
-        record = json.load(f)
-    if record.get('format_version') != MODEL_FOLDER_VERSION:
-        raise ValueError('{}: format version {}, this kr reads {}: make the folder again'.format(
-            meta_path, record.get('format_version'), MODEL_FOLDER_VERSION))
+    record = fileio.read_versioned_json(meta_path, MODEL_FOLDER_VERSION,
+                                        'make the folder again with kr make-model-folder')
     for key in ('detector', 'classifier', 'onnx'):
         if record.get(key):
             record[key] = os.path.join(path, record[key])
@@ -175,11 +165,7 @@ def load_model_folder(path: str, backend: str = 'chainer', device=None,
                 'class_threshold': record['class_threshold'], 'tta': record['tta']}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if backend == 'onnxruntime' and record.get('onnx'):
-        try:
-            from kr.onnx import load_onnx_models
-        except ImportError as e:
-            raise ImportError('--backend onnxruntime needs the onnx extra ({}): pip install '
-                              '-e ".[onnx]"'.format(e)) from None
+        _, load_onnx_models = onnx_backend()
         mapping = load_class_table(record['classifier'])
         detector, classifier = load_onnx_models(record['onnx'])
         return PageRecognizer(detector, classifier, mapping, **settings)

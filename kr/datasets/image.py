@@ -16,7 +16,7 @@ PIXEL_SCALE = 128.0
 #: decompression bombs) would refuse real scans. ``--max-image-pixels`` raises it.
 MAX_IMAGE_PIXELS = 400_000_000
 #: Modes of one-channel images wider than 8 bits, and the value that stands for white.
-_WIDE_MODES = {'I;16': 65535, 'I;16L': 65535, 'I;16B': 65535, 'I;16N': 65535, 'I': None,
+WIDE_MODES = {'I;16': 65535, 'I;16L': 65535, 'I;16B': 65535, 'I;16N': 65535, 'I': None,
                'F': None}
 _PIL_LIMIT_LOCK = threading.Lock()
 
@@ -33,11 +33,11 @@ def set_max_image_pixels(limit: int) -> None:
     MAX_IMAGE_PIXELS = int(limit)
 
 
-def _to_8bit(img: Image.Image) -> Image.Image:
+def to_8bit_grey(img: Image.Image) -> Image.Image:
     """A one-channel image of 16 or 32 bits (or floats) as 8-bit greyscale, scaled so that
     its type's white stays white (PIL's own ``convert`` clips such values to 255)."""
     a = np.asarray(img)
-    white = _WIDE_MODES[img.mode]
+    white = WIDE_MODES[img.mode]
     if white is None:  # 32-bit integers or floats: take the range the data uses
         top = float(np.nanmax(a)) if a.size else 0.0
         white = 1.0 if img.mode == 'F' and top <= 1.0 else (255 if top <= 255 else
@@ -47,7 +47,7 @@ def _to_8bit(img: Image.Image) -> Image.Image:
 
 
 @contextlib.contextmanager
-def _open_page(path: str):
+def open_image(path: str):
     """Open ``path`` with PIL after checking its size against :data:`MAX_IMAGE_PIXELS`;
     any decoding error inside the block becomes a ValueError that names the file."""
     if not os.path.isfile(path):
@@ -84,10 +84,10 @@ def load_image(path: str) -> Image.Image:
         ValueError: The file cannot be decoded, or is larger than the limit (the message
             names the file and the flag that raises the limit).
     """
-    with _open_page(path) as img:
+    with open_image(path) as img:
         img.load()
-        if img.mode in _WIDE_MODES:
-            return _to_8bit(img).convert('RGB')
+        if img.mode in WIDE_MODES:
+            return to_8bit_grey(img).convert('RGB')
         return img.convert('RGB')
 
 
@@ -99,7 +99,7 @@ def check_image(path: str) -> None:
         FileNotFoundError: ``path`` does not exist.
         ValueError: The file cannot be decoded, or is larger than the limit (named).
     """
-    with _open_page(path) as img:
+    with open_image(path) as img:
         if img.format == 'JPEG':
             w, h = img.size
             img.draft('RGB', (max(1, w // 8), max(1, h // 8)))

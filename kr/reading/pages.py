@@ -18,6 +18,9 @@ from PIL import Image
 from PIL import ImageOps
 
 from kr import fileio
+from kr.datasets.image import open_image
+from kr.datasets.image import to_8bit_grey
+from kr.datasets.image import WIDE_MODES
 from kr.progress import progress
 from kr.reading import formats as formats_lib
 
@@ -29,8 +32,6 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp', '.webp')
 #: Output formats and the suffix each one adds to a page's name.
 FORMATS = {'txt': '.txt', 'json': '.json', 'tei': '.tei.xml', 'png': '.png'}
 DEFAULT_FORMATS = ('txt', 'json', 'tei', 'png')
-#: Largest value of a 16-bit grey TIFF.
-UINT16_MAX = 65535.0
 
 
 @dataclasses.dataclass
@@ -112,26 +113,18 @@ def load_page_image(path: str) -> np.ndarray:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: The file cannot be decoded (named, with the decoder's reason).
+        ValueError: The file cannot be decoded, or is larger than
+            :data:`kr.datasets.image.MAX_IMAGE_PIXELS` (named, with the reason).
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError('image not found: {}'.format(path))
-    try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return _to_rgb(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ValueError('cannot read image {}: {}'.format(path, e)) from e
+    with open_image(path) as img:
+        img.load()
+        return _to_rgb(ImageOps.exif_transpose(img))
 
 
 def _to_rgb(img) -> np.ndarray:
     """Any PIL mode -> ``(H, W, 3)`` uint8 RGB."""
-    if img.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):
-        a = np.asarray(img, dtype=np.float64)
-        top = UINT16_MAX if img.mode.startswith('I;16') else max(float(a.max()), 1.0)
-        grey = np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
-        return np.repeat(grey[:, :, None], 3, axis=2)
+    if img.mode in WIDE_MODES:
+        img = to_8bit_grey(img)
     if img.mode == 'P' and 'transparency' in img.info:
         img = img.convert('RGBA')
     if img.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'):

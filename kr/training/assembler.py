@@ -250,7 +250,7 @@ _RESUME_ERROR = ('cannot resume from {}: {} ({}); --resume takes a trainer snaps
 
 
 def _load_snapshot(path: str, trainer) -> None:
-    check_resume(path)
+    # ``train`` has run check_resume on ``path``
     try:
         chainer.serializers.load_npz(path, trainer)
     except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile,
