@@ -44,10 +44,29 @@ MODEL_DIR := $(DEMO_OUT)/model
 READING_DIR := $(DEMO_OUT)/reading
 HAVE_ORT = $$($(VPY) -c 'import onnxruntime' 2>/dev/null && echo yes)
 
-.PHONY: install install-mpi check-python test demo demo-steps demo-report clean-demo
+# The brush fonts the synthetic pages are written with (kr/synthetic/fonts.py): Debian's
+# public-domain packages, installed when this runs as root with apt; otherwise a notice, and
+# the generator falls back to the bundled IPAexGothic (it says so too).
+BRUSH_FONT_PACKAGES := fonts-kouzan-mouhitsu fonts-aoyagi-soseki fonts-aoyagi-kouzan-t
+BRUSH_FONT_FILE := /usr/share/fonts/truetype/kouzan-mouhitsu/KouzanBrushFontSousyo.ttf
 
-install: $(STAMP)
+.PHONY: install install-mpi install-fonts check-python test demo demo-steps demo-report clean-demo
+
+install: $(STAMP) install-fonts
 	@$(MAKE) --no-print-directory check-python
+
+install-fonts:
+	@test -f $(BRUSH_FONT_FILE) || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        echo "installing the brush fonts of the synthetic pages ($(BRUSH_FONT_PACKAGES))"; \
+	        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	            $(BRUSH_FONT_PACKAGES) >/dev/null; } || echo "could not install" \
+	            "$(BRUSH_FONT_PACKAGES): the synthetic pages fall back to IPAexGothic" >&2; \
+	    else \
+	        echo "notice: the synthetic pages look more like kuzushiji with the brush fonts" \
+	            "$(BRUSH_FONT_PACKAGES) (Debian/Ubuntu: sudo apt-get install" \
+	            "$(BRUSH_FONT_PACKAGES)); without them they use the bundled IPAexGothic" >&2; \
+	    fi; }
 
 # The chosen interpreter is a supported Python, and an existing $(VENV) was made with the
 # same minor version (a .venv of 3.11 is not reused for PYTHON=python3.13).
