@@ -90,6 +90,8 @@ RUBY_PITCH_EXTRA = 0.3
 ELONGATED_KANA = 'しくへつゝりノ'
 ELONGATE_RATE = 0.15
 ELONGATE_RANGE = (1.4, 2.2)
+#: Share of the usual horizontal jitter that an elongated glyph gets.
+ELONGATED_JITTER = 0.25
 #: Deep head margin: chance per book, and the extra top margin as a share of the sheet
 #: height (real sample: the frame starts at about 23 % of the sheet).
 HEAD_SPACE_RATE = 0.5
@@ -506,11 +508,14 @@ def _write_text(rng, style, vocabulary, renderer, block, size, ink, ink_tone, ma
             if is_kana(char):
                 csize *= KANA_SCALE
             shape = render.sample_shape(rng, style.max_rotation, style.stroke_weight)
+            jitter = X_JITTER
             if char in ELONGATED_KANA and rng.random() < ELONGATE_RATE:
-                # A long final stroke: taller by `stretch`, the width kept.
+                # A long final stroke: taller by `stretch`, the width kept. It runs down the
+                # column's centre line (a thin glyph off the line reads as another column).
                 stretch = rng.uniform(*ELONGATE_RANGE)
                 csize *= np.sqrt(stretch)
                 shape.aspect /= stretch
+                jitter = X_JITTER * ELONGATED_JITTER
             patch, font_index = _glyph(rng, style, renderer, char, csize, shape)
             if patch is None:
                 failures += 1
@@ -536,7 +541,7 @@ def _write_text(rng, style, vocabulary, renderer, block, size, ink, ink_tone, ma
                 break
             cx = (col.x + slope * (top - col.y0)
                   + wave_amp * np.sin(wave_phase + top / (3.0 * col.size))
-                  + rng.normal(0.0, X_JITTER) * col.size)
+                  + rng.normal(0.0, jitter) * col.size)
             px = int(round(cx - (cols[0] + iw / 2.0)))
             py = int(round(top)) - int(rows[0])
             geometry = _paste_max(ink, patch, px, py)
