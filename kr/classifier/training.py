@@ -60,10 +60,12 @@ PRESETS = {
         # a quarter-width ResNet18 on 32 x 32 crops learns the most per CPU minute
         # (2 iterations/s on one core; MobileNetV3 of the same accuracy per step runs at
         # 1.3/s, Adam and smaller batches learned slower): 3,000 iterations of 64 crops,
-        # about 7 minutes with the kernels of kr.functions; the classifier is what limits
-        # the demo's F1, so it gets the time left within the demo's 15 minutes.
-        'model': 'resnet18', 'epoch': 60, 'batchsize': 64, 'lr': 0.1, 'epoch_size': 3200,
-        'input_size': 32, 'width': 0.25, 'snapshot_interval': 30, 'eval_interval': 4,
+        # about 7 minutes with the kernels of kr.functions. Cut to 2,400 iterations
+        # (48 epochs) and a validation every 8 epochs so that `make demo` stays within 10
+        # minutes on 2 cores: the classifier is its longest step (issue 13; validation
+        # accuracy on the crops was 0.99 after 3,000).
+        'model': 'resnet18', 'epoch': 48, 'batchsize': 64, 'lr': 0.1, 'epoch_size': 3200,
+        'input_size': 32, 'width': 0.25, 'snapshot_interval': 24, 'eval_interval': 8,
         'val_samples': 2000, 'log_interval': 10, 'augment': 'light',
     },
 }
