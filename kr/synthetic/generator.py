@@ -9,8 +9,9 @@
     out/sample_submission.csv     image_id,labels   (Kaggle's placeholder labels)
     out/test_labels.csv           test ground truth, same format as train.csv
     out/test_reading_order.json   per test page, per labelled character in label order: its
-                                  block, main column and ruby flag; and the main text (one
-                                  line per column, ruby left out)
+                                  block, main column and ruby flag (labelled annotation
+                                  columns); and the main text (one line per column, those
+                                  left out). The unlabelled ruby beside kanji is in neither.
     out/synthetic_info.json       seed, counts, page size, fonts (and those of each page),
                                   vocabulary statistics
 
