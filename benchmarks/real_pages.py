@@ -42,6 +42,9 @@ from kr.inference import BACKENDS
 from kr.inference import load_recognizer
 from kr.model_folder import load_model_folder
 from kr.reading.pages import load_page_image
+from kr.visualization import PRED_COLOR
+from kr.visualization import display_char
+from kr.visualization import draw_page
 from kr.visualization import draw_scored_page
 from kr.visualization import save_figure
 
@@ -146,13 +149,14 @@ def main(argv=None):
         bboxes = np.asarray(bboxes, dtype=np.float64).reshape(-1, 4)
         pred_unicodes = [c.unicode for c in characters]
         pred_points = np.array([c.center for c in characters], dtype=np.float64).reshape(-1, 2)
+        # Every detection, with its class where it passed the classifier's threshold.
+        kept = {tuple(c.bbox): c.unicode for c in characters}
+        det_texts = [display_char(kept.get(tuple(float(v) for v in b), '?'), mapping) for b in bboxes]
         out = os.path.join(args.out, image_id + '.png')
         if image_id not in rows:
-            fig = draw_scored_page(image, [], np.zeros((0, 4)), pred_unicodes, pred_points,
-                                   np.zeros(0, dtype=np.int64), mapping=mapping,
-                                   max_side=args.max_side,
-                                   title='{}: unlabelled, {} detections'.format(
-                                       image_id, len(bboxes)))
+            fig = draw_page(image, bboxes=bboxes, texts=det_texts, colors=PRED_COLOR,
+                            max_side=args.max_side, title='{}: unlabelled, {} detections'.format(
+                                image_id, len(bboxes)))
             save_figure(fig, out)
             print('{:<24} {:>5} {:>5}   (no labels row in {}; drawn to {})'.format(
                 image_id, '-', len(bboxes), args.labels, out))
@@ -164,9 +168,7 @@ def main(argv=None):
         c_f1, c_p, c_r = f1_from_counts(comp.tp, comp.fp, comp.fn)
         print(line.format(image_id, len(gt_unicodes), len(bboxes), det.tp, det.fp, det.fn, d_p,
                           d_r, d_f1, comp.tp, c_p, c_r, c_f1, seconds))
-        # The picture: ground truth and every detection (with its class when it passed the
-        # classifier's threshold), matched without labels.
-        kept = {tuple(c.bbox): c.unicode for c in characters}
+        # The picture: ground truth and every detection, matched without labels.
         det_unicodes = [kept.get(tuple(float(v) for v in b), '?') for b in bboxes]
         centres = np.stack([(bboxes[:, 0] + bboxes[:, 2]) / 2.0,
                             (bboxes[:, 1] + bboxes[:, 3]) / 2.0], axis=1)
