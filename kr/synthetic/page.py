@@ -101,6 +101,8 @@ MAX_MARKS = 12
 #: Chance of a red seal on a page, and of a picture on a page without text.
 SEAL_RATE = 0.08
 PICTURE_RATE = 0.3
+#: Smallest ink extent (pixels, either side) of a labelled glyph.
+MIN_GLYPH_PX = 2
 #: Tries to draw one character before a column is given up (guards against fonts that
 #: draw nothing for a character).
 MAX_GLYPH_TRIES = 20
@@ -525,6 +527,10 @@ def _write_text(rng, style, vocabulary, renderer, block, size, ink, ink_tone, ma
             cols = np.flatnonzero(inked.any(axis=0))
             ih = rows[-1] - rows[0] + 1
             iw = cols[-1] - cols[0] + 1
+            if min(ih, iw) < MIN_GLYPH_PX:
+                # A speck (a tiny glyph thinned away), not a character a labeller would box.
+                failures += 1
+                continue
             if prev_box is None:
                 gap = 0.0
             elif col.annotation and rng.random() < ANNOTATION_BREAK_RATE:
