@@ -7,8 +7,10 @@ library imports this module.
 """
 
 import argparse
+import inspect
 import logging
 import os
+import re
 import sys
 
 from kr.datasets.image import MAX_IMAGE_PIXELS
@@ -21,6 +23,7 @@ from kr.training.distributed import create_communicator
 from kr.training.distributed import LR_RULES
 from kr.training.distributed import rank_device
 from kr.runs import seed_everything
+from kr.training.presets import function_defaults
 from kr.training.presets import resolve_preset
 
 #: Where the real Kaggle data is unpacked (the original README's layout).
@@ -206,3 +209,87 @@ def preset_settings(func, presets: dict, args: argparse.Namespace) -> dict:
 
 #: Parameters of the training functions that are not settings of the run.
 _NOT_SETTINGS = ('run_record', 'comm')
+#: Annotation -> argparse type of the flags :func:`add_settings_args` makes.
+_FLAG_TYPES = {int: int, float: float, str: str}
+
+
+def docstring_args(func) -> dict:
+    """``{parameter: description}`` from the ``Args:`` section of ``func``'s docstring (the
+    Google style of this code base), each description on one line."""
+    doc = inspect.getdoc(func) or ''
+    out, name, inside = {}, None, False
+    for line in doc.splitlines():
+        if not inside:
+            inside = line.strip() == 'Args:'
+            continue
+        if line and not line.startswith(' '):
+            break
+        match = re.match(r'^    (\*{0,2}\w+)(?: \([^)]*\))?: ?(.*)$', line)
+        if match:
+            name = match.group(1).lstrip('*')
+            out[name] = match.group(2).strip()
+        elif name is not None and line.strip():
+            out[name] += ' ' + line.strip()
+    return out
+
+
+def _show(value) -> str:
+    return 'none' if value is None else str(value)
+
+
+def add_settings_args(parser: argparse.ArgumentParser, func, presets: dict, preset: str,
+                      title: str) -> None:
+    """Document every setting of a training function on ``parser``, for a preset.
+
+    Each keyword parameter of ``func`` without a flag on ``parser`` yet (and not one of
+    ``run_record``, ``comm``) gets ``--its-name`` in a group ``title``, typed by its
+    annotation (a ``bool`` becomes a switch), with its docstring description; the help of
+    every setting, those already on ``parser`` too, ends with its default and the value
+    ``preset`` gives it. Every flag defaults to ``None`` (not given), so
+    :func:`preset_settings` can tell an explicit value from the preset's.
+
+    Raises:
+        ValueError: An unknown preset (the choices are named).
+    """
+    if preset not in presets:
+        raise ValueError('unknown preset {!r} (--preset): choose one of {}'.format(
+            preset, ', '.join(sorted(presets))))
+    params = inspect.signature(func).parameters
+    defaults = function_defaults(func)
+    chosen = dict(defaults, **presets[preset])
+    docs = docstring_args(func)
+    existing = {}
+    for action in parser._actions:  # the first flag of a dest (not an alias such as --gpu)
+        existing.setdefault(action.dest, action)
+    group = None
+    for name, param in params.items():
+        if name in _NOT_SETTINGS or name not in defaults:
+            continue
+        differs = chosen[name] != defaults[name]
+        preset_part = 'preset {}: {}'.format(preset, _show(chosen[name]))
+        suffix = '(default: {}{})'.format(_show(defaults[name]),
+                                          '; ' + preset_part if differs else '')
+        if name in existing:
+            action = existing[name]
+            if action.help is argparse.SUPPRESS:
+                continue
+            if '(default' not in (action.help or ''):
+                action.help = '{} {}'.format(action.help or '', suffix).strip()
+            elif differs:
+                action.help = '{} ({})'.format(action.help, preset_part)
+            continue
+        if group is None:
+            group = parser.add_argument_group(title)
+        flag = '--' + name.replace('_', '-')
+        description = docs.get(name, '').replace('%', '%%')
+        help_text = '{} {}'.format(description, suffix).strip()
+        kind = param.annotation if param.annotation is not inspect.Parameter.empty \
+            else type(defaults[name])
+        if kind is bool:
+            group.add_argument(flag, dest=name, action='store_true', default=None,
+                               help=help_text)
+            group.add_argument('--no-' + flag[2:], dest=name, action='store_false',
+                               help=argparse.SUPPRESS)
+        else:
+            group.add_argument(flag, dest=name, type=_FLAG_TYPES.get(kind, str), default=None,
+                               help=help_text)
