@@ -132,8 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                          'threshold; CenterNet: 0.57)')
     mk.add_argument('--class-threshold', type=float, default=None,
                     help='classifier probability threshold (default: 0.5)')
-    mk.add_argument('--no-tta', dest='tta', action='store_false',
-                    help='record one detection pass instead of adaptive-scale TTA')
+    mk.add_argument('--no-tta', dest='tta', action='store_false', default=None,
+                    help='record one detection pass instead of adaptive-scale TTA (default: '
+                         'the detector family\'s choice: TTA for CenterNet)')
     mk.add_argument('--overwrite', action='store_true', help='replace an existing --out')
     mk.set_defaults(func=make_model_folder)
     return parser

@@ -142,8 +142,10 @@ def recognizer_args(detection_threshold: str, class_threshold: float) -> argpars
     p.set_defaults(detection_threshold_name=detection_threshold)
     p.add_argument('--class-threshold', type=float, default=class_threshold,
                    help='classifier probability threshold (default: %(default)s)')
-    p.add_argument('--no-tta', dest='tta', action='store_false',
-                   help='one detection pass instead of adaptive-scale test-time augmentation')
+    p.add_argument('--no-tta', dest='tta', action='store_false', default=None,
+                   help='one detection pass instead of adaptive-scale test-time augmentation '
+                        '(default: the detector family\'s: TTA for CenterNet, one pass for '
+                        'the fixed-size families)')
     p.add_argument('--backend', choices=('chainer', 'onnxruntime'), default='chainer',
                    help='run the models with Chainer, or export them to ONNX and run them with '
                         'ONNX Runtime (CPU; needs the onnx extra) (default: %(default)s)')

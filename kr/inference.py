@@ -69,6 +69,15 @@ def onnx_backend(flag: str = '--backend onnxruntime', runtime: bool = True):
     return export_models, load_onnx_models
 
 
+def _family_tta(detector) -> bool:
+    """The TTA default of ``detector``'s family; the original's (on) for a detector of no
+    registered family (anything with ``detect`` and ``min_side`` serves)."""
+    try:
+        return detector_family(detector).tta
+    except ValueError:
+        return True
+
+
 class PageRecognizer:
     """Detect the characters of a page, then classify each one.
 
@@ -83,14 +92,15 @@ class PageRecognizer:
             ``'submission'``, SPEC section 6).
         class_threshold: Classifier probability under which a character is dropped.
         tta: Use adaptive-scale test-time augmentation (SPEC section 3); else one pass at
-            the standard size.
+            the standard size (``None``: the detector family's default,
+            :attr:`kr.detector.DetectorFamily.tta`; on for a detector of no family).
 
     Raises:
         ValueError: A threshold outside ``[0, 1]`` or an unknown threshold name.
     """
 
     def __init__(self, detector, classifier, mapping, detection_threshold='submission',
-                 class_threshold: float = CLASS_SCORE_THRESHOLD, tta: bool = True):
+                 class_threshold: float = CLASS_SCORE_THRESHOLD, tta: bool = None):
         detection_threshold, class_threshold = check_thresholds(
             lambda: detector_family(detector), detection_threshold, class_threshold)
         self.detector = detector
@@ -98,8 +108,11 @@ class PageRecognizer:
         self.mapping = mapping
         self.detection_threshold = detection_threshold
         self.class_threshold = class_threshold
-        self.tta = tta
-        self._detect = (AdaptiveScaleDetector(detector) if tta else ScaledDetector(detector))
+        if tta is None:
+            tta = _family_tta(detector)
+        self.tta = bool(tta)
+        self._detect = (AdaptiveScaleDetector(detector) if self.tta
+                        else ScaledDetector(detector))
 
     def detect(self, image):
         """``(bboxes (R, 4) float32 xyxy page pixels, scores (R,) float32)`` of a page."""

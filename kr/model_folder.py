@@ -58,7 +58,7 @@ def _copy_run(model_path: str, out: str, what: str) -> str:
 
 def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: bool = False,
                       data_dir: str = None, detection_threshold=DEFAULT_DETECTION_THRESHOLD,
-                      class_threshold: float = CLASS_SCORE_THRESHOLD, tta: bool = True,
+                      class_threshold: float = CLASS_SCORE_THRESHOLD, tta: bool = None,
                       overwrite: bool = False) -> dict:
     """Build a model folder (see the module doc) whole or not at all.
 
@@ -74,7 +74,8 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
         detection_threshold: A probability, or the name of one of the detector family's
             calibrated thresholds (``'default'``, ``'submission'``).
         class_threshold: Classifier probability under which a character is dropped.
-        tta: Whether recognition uses adaptive-scale test-time augmentation.
+        tta: Whether recognition uses adaptive-scale test-time augmentation (``None``: the
+            detector family's default).
         overwrite: Replace an existing ``out``.
 
     Returns:
@@ -110,7 +111,7 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
             'detector_family': family.name,
             'detection_threshold': float(detection_threshold),
             'class_threshold': float(class_threshold),
-            'tta': bool(tta),
+            'tta': bool(family.tta if tta is None else tta),
             'classes': len(mapping),
             'made_from': {'detector': os.path.abspath(detector_path),
                           'classifier': os.path.abspath(classifier_path)},

@@ -31,6 +31,9 @@ class DetectorFamily:
             own) and ``submission`` (script 07's).
         training_module: Module with the family's ``train_detector`` and ``PRESETS``
             (imported when asked for: loading a model never imports the training floor).
+        tta: Whether pages are recognised with adaptive-scale test-time augmentation by
+            default (CenterNet, as the original; the fixed-size families of the second seed
+            see a page at one size, as the seed did).
     """
 
     name: str
@@ -39,6 +42,7 @@ class DetectorFamily:
     model_keys: dict
     thresholds: dict
     training_module: str
+    tta: bool = True
 
     def training(self):
         """The family's training module (``train_detector``, ``PRESETS``)."""
