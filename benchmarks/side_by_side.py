@@ -143,7 +143,9 @@ def train_within(script, flags, out, minutes):
     info_path = os.path.join(out, 'budget.json')
     if os.path.isfile(os.path.join(out, 'model_final.npz')) and os.path.isfile(info_path):
         with open(info_path) as f:
-            return json.load(f)
+            info = json.load(f)
+        if info.get('minutes') == minutes and info.get('flags') == flags:
+            return info  # the same run, finished earlier
     probe = out + '-probe'
     shutil.rmtree(probe, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
@@ -158,8 +160,8 @@ def train_within(script, flags, out, minutes):
                           '--log-interval', str(max(1, iterations // 20)),
                           '--snapshot-interval', str(iterations),
                           '--eval-interval', str(iterations), '--out', out], out + '.log')
-    info = dict(iterations=iterations, seconds_per_iteration=seconds,
-                model=os.path.join(out, 'model_final.npz'))
+    info = dict(iterations=iterations, seconds_per_iteration=seconds, minutes=minutes,
+                flags=flags, model=os.path.join(out, 'model_final.npz'))
     fileio.write_json(info_path, info)
     return info
 
@@ -185,12 +187,18 @@ def score_system(name, det, clf, args):
     out = os.path.join(args.out, name, 'submission')
     metrics_path = os.path.join(out, 'metrics.json')
     timing_path = os.path.join(out, 'seconds.json')
-    if not (os.path.isfile(metrics_path) and os.path.isfile(timing_path)):
+    models = {'detector': det['model'], 'classifier': clf['model']}
+    done = os.path.isfile(metrics_path) and os.path.isfile(timing_path)
+    if done:
+        with open(timing_path) as f:
+            done = json.load(f).get('models') == models
+    if not done:
         start = time.perf_counter()
         _run('07_make_submission.py', [det['model'], clf['model'], '--data-dir', args.data_dir,
                                        '--out', out, '--restart'],
              os.path.join(args.out, name, 'submission.log'))
-        fileio.write_json(timing_path, {'seconds': time.perf_counter() - start})
+        fileio.write_json(timing_path, {'seconds': time.perf_counter() - start,
+                                        'models': models})
     with open(metrics_path) as f:
         metrics = json.load(f)
     with open(timing_path) as f:
