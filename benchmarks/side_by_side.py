@@ -187,7 +187,7 @@ def score_system(name, det, clf, args):
     out = os.path.join(args.out, name, 'submission')
     metrics_path = os.path.join(out, 'metrics.json')
     timing_path = os.path.join(out, 'seconds.json')
-    models = {'detector': det['model'], 'classifier': clf['model']}
+    models = {'detector': det, 'classifier': clf}  # the runs' budget records
     done = os.path.isfile(metrics_path) and os.path.isfile(timing_path)
     if done:
         with open(timing_path) as f:
