@@ -23,6 +23,17 @@ UNIT_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
 MAX_LOG_SCALE = math.log(1000.0 / 16)
 
 
+def _pair(anchors, other, name: str):
+    """``(xp, anchors, other)`` as float64 arrays of one module, both ``(R, 4)``."""
+    xp = chainer.backend.get_array_module(anchors)
+    anchors = xp.asarray(anchors, dtype=np.float64)
+    other = xp.asarray(other, dtype=np.float64)
+    if anchors.ndim != 2 or anchors.shape[1] != 4 or anchors.shape != other.shape:
+        raise ValueError('anchors and {} must both be (R, 4), got {} and {}'.format(
+            name, anchors.shape, other.shape))
+    return xp, anchors, other
+
+
 def _centre_size(boxes):
     w = boxes[:, 2] - boxes[:, 0]
     h = boxes[:, 3] - boxes[:, 1]
@@ -43,12 +54,7 @@ def encode_boxes(anchors, boxes, weights=UNIT_WEIGHTS):
     Raises:
         ValueError: Shapes that differ or are not ``(R, 4)``.
     """
-    xp = chainer.backend.get_array_module(anchors)
-    anchors = xp.asarray(anchors, dtype=np.float64)
-    boxes = xp.asarray(boxes, dtype=np.float64)
-    if anchors.ndim != 2 or anchors.shape[1] != 4 or anchors.shape != boxes.shape:
-        raise ValueError('anchors and boxes must both be (R, 4), got {} and {}'.format(
-            anchors.shape, boxes.shape))
+    xp, anchors, boxes = _pair(anchors, boxes, 'boxes')
     ax, ay, aw, ah = _centre_size(anchors)
     bx, by, bw, bh = _centre_size(boxes)
     wx, wy, ww, wh = weights
@@ -70,12 +76,7 @@ def decode_boxes(anchors, deltas, weights=UNIT_WEIGHTS):
     Raises:
         ValueError: Shapes that differ or are not ``(R, 4)``.
     """
-    xp = chainer.backend.get_array_module(anchors)
-    anchors = xp.asarray(anchors, dtype=np.float64)
-    deltas = xp.asarray(deltas, dtype=np.float64)
-    if anchors.ndim != 2 or anchors.shape[1] != 4 or anchors.shape != deltas.shape:
-        raise ValueError('anchors and deltas must both be (R, 4), got {} and {}'.format(
-            anchors.shape, deltas.shape))
+    xp, anchors, deltas = _pair(anchors, deltas, 'deltas')
     ax, ay, aw, ah = _centre_size(anchors)
     wx, wy, ww, wh = weights
     cx = deltas[:, 0] / wx * aw + ax
