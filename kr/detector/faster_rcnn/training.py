@@ -73,7 +73,8 @@ PRESETS = {
     'seed000': dict(depth=101, input_size=512, patch_fraction=None),
     'patches': dict(patch_fraction=0.5),
     'demo': dict(depth=50, width=0.25, input_size=384, batchsize=2, iterations=300,
-                 optimizer='adam', lr=1e-3, weight_decay=1e-5, roi_batchsize=128,
+                 optimizer='adam', lr=2e-3, weight_decay=1e-5, roi_batchsize=128,
+                 roi_positive_fraction=0.5,
                  snapshot_interval=100, eval_interval=100, log_interval=10, val_pages=12),
 }
 
@@ -189,7 +190,9 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
                    width: float = 1.0, input_size: int = PAGE_INPUT_SIZE,
                    patch_fraction: float = None, anchor_sizes: str = ANCHOR_SIZES,
                    anchor_ratios: str = ANCHOR_RATIOS, rpn_batchsize: int = RPN_BATCHSIZE,
-                   roi_batchsize: int = ROI_BATCHSIZE, batchsize: int = BATCHSIZE,
+                   roi_batchsize: int = ROI_BATCHSIZE,
+                   roi_positive_fraction: float = ROI_POSITIVE_FRACTION,
+                   batchsize: int = BATCHSIZE,
                    epoch: int = EPOCHS, iterations: int = None, optimizer: str = 'nesterov',
                    lr: float = LR, weight_decay: float = WEIGHT_DECAY,
                    grad_clip: float = GRAD_CLIP, snapshot_interval: int = 5,
@@ -221,8 +224,9 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
             comma-separated numbers.
         anchor_ratios: Anchor aspect ratios h / w, comma-separated.
         rpn_batchsize: Anchors sampled per image for the RPN loss (at most half positive).
-        roi_batchsize: Proposals sampled per image for the box head (at most a quarter
-            characters).
+        roi_batchsize: Proposals sampled per image for the box head.
+        roi_positive_fraction: Largest share of characters among them (the rest is
+            background).
         batchsize: Images (pages or patches) per iteration.
         epoch: Length of training in epochs (when ``iterations`` is None).
         iterations: Length of training in iterations.
@@ -260,6 +264,9 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
     check_input_size(input_size)
     if batchsize < 1:
         raise ValueError('--batchsize must be at least 1, got {}'.format(batchsize))
+    if not 0 < roi_positive_fraction <= 1:
+        raise ValueError('--roi-positive-fraction must be in (0, 1], got {}'.format(
+            roi_positive_fraction))
     if rpn_batchsize < 1 or roi_batchsize < 1:
         raise ValueError('--rpn-batchsize and --roi-batchsize must be at least 1, got {} and '
                          '{}'.format(rpn_batchsize, roi_batchsize))
@@ -282,7 +289,8 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
                 0 if val_loss is None else len(val_loss))
     train_set = shard(train_set, comm, train=True, seed=seed or 0)
     chain = FasterRCNNTrainChain(model, rpn_batchsize=rpn_batchsize,
-                                 roi_batchsize=roi_batchsize)
+                                 roi_batchsize=roi_batchsize,
+                                 roi_positive_fraction=roi_positive_fraction)
     validations = []
     plots = {'loss.png': ['main/loss', 'validation/main/loss']}
     print_keys = ['main/' + k for k in LOSS_KEYS]
