@@ -72,10 +72,10 @@ PRESETS = {
     'full': {},
     'seed000': dict(depth=101, input_size=512, patch_fraction=None),
     'patches': dict(patch_fraction=0.5),
-    'demo': dict(depth=50, width=0.25, input_size=384, batchsize=2, iterations=300,
+    'demo': dict(depth=50, width=0.25, input_size=384, batchsize=2, iterations=150,
                  optimizer='adam', lr=2e-3, weight_decay=1e-5, roi_batchsize=128,
                  roi_positive_fraction=0.5,
-                 snapshot_interval=100, eval_interval=100, log_interval=10, val_pages=12),
+                 snapshot_interval=75, eval_interval=75, log_interval=10, val_pages=12),
 }
 
 

@@ -84,11 +84,11 @@ def test_detection_cap():
     assert len(bboxes) == MAX_DETECTIONS == 1200
     np.testing.assert_allclose(scores, 1 / (1 + np.exp(-10)), rtol=1e-6)
     model.max_detections = 300
-    assert len(model.detect(page, score_threshold=0.5)[0]) == 300
-    out_bboxes, _, counts = model.run_network(_images(1, 512))
-    assert counts.tolist() == [300] and out_bboxes.shape == (1, 300, 4)
+    outputs = model.run_network(_images(1, 512))
+    assert outputs[2].tolist() == [300] and outputs[0].shape == (1, 300, 4)
+    assert len(model.decode(outputs, 0.5)[0][0]) == 300
     # Above the threshold nothing is left.
-    assert len(model.detect(page, score_threshold=0.99999)[0]) == 0
+    assert len(model.decode(outputs, 0.99999)[0][0]) == 0
 
 
 def test_detect_returns_page_pixels_with_patches():
