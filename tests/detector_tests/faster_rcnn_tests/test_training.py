@@ -126,5 +126,6 @@ def test_registry_round_trip(detector_data, tmp_path):
     a = model.detect(page, score_threshold=0.0)
     b = result.model.detect(page, score_threshold=0.0)
     np.testing.assert_array_equal(a[0], b[0])
-    assert DETECTORS['faster_rcnn'].threshold('submission') < DETECTORS['faster_rcnn'].threshold(
-        None)
+    family = DETECTORS['faster_rcnn']
+    assert family.threshold('submission') == family.threshold(None) == model.score_threshold \
+        == 0.7
