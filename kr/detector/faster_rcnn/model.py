@@ -38,9 +38,7 @@ from kr.detector.box_coder import TF_OD_WEIGHTS
 from kr.detector.faster_rcnn.roi_align import roi_align_2d
 from kr.detector.faster_rcnn.targets import create_proposals
 from kr.detector.faster_rcnn.targets import POST_NMS_TEST
-from kr.detector.faster_rcnn.targets import POST_NMS_TRAIN
 from kr.detector.faster_rcnn.targets import PRE_NMS_TEST
-from kr.detector.faster_rcnn.targets import PRE_NMS_TRAIN
 from kr.detector.fixed_size import check_input_size
 from kr.detector.fixed_size import FixedSizeDetection
 from kr.detector.fixed_size import MAX_DETECTIONS
@@ -321,10 +319,11 @@ class FasterRCNNFPNResNet(FasterRCNNDetection, chainer.Chain):
         scores, locs = self.rpn(levels)
         return levels, scores, locs
 
-    def propose(self, scores, locs, size: int, train: bool = False):
-        """Proposals of each image from the RPN outputs (arrays): a list of ``(K_i, 4)``."""
-        pre, post = (PRE_NMS_TRAIN, POST_NMS_TRAIN) if train else (self.pre_nms,
-                                                                   self.post_nms)
+    def propose(self, scores, locs, size: int, pre_nms: int = None, post_nms: int = None):
+        """Proposals of each image from the RPN outputs (arrays): a list of ``(K_i, 4)``
+        (``pre_nms``, ``post_nms``: default the model's test-time counts)."""
+        pre = self.pre_nms if pre_nms is None else pre_nms
+        post = self.post_nms if post_nms is None else post_nms
         anchors = self.anchors(size)
         return [create_proposals(anchors, s, d, size, pre, post)
                 for s, d in zip(scores, locs)]

@@ -25,6 +25,8 @@ from kr.detector.faster_rcnn.model import ANCHOR_RATIOS
 from kr.detector.faster_rcnn.model import ANCHOR_SIZES
 from kr.detector.faster_rcnn.model import FasterRCNNFPNResNet
 from kr.detector.faster_rcnn.targets import anchor_targets
+from kr.detector.faster_rcnn.targets import POST_NMS_TRAIN
+from kr.detector.faster_rcnn.targets import PRE_NMS_TRAIN
 from kr.detector.faster_rcnn.targets import proposal_targets
 from kr.detector.faster_rcnn.targets import ROI_BATCHSIZE
 from kr.detector.faster_rcnn.targets import ROI_POSITIVE_FRACTION
@@ -101,6 +103,8 @@ class FasterRCNNTrainChain(chainer.Chain):
         rpn_positive_fraction: Largest positive share of them.
         roi_batchsize: RoIs sampled per image.
         roi_positive_fraction: Largest character share of them.
+        pre_nms: Proposals ranked before the RPN's NMS.
+        post_nms: Proposals kept after it (the RoIs are sampled from these and the boxes).
 
     Call:
         ``x`` ``(N, 3, S, S)`` normalised images and a list of ``N`` ``(R_i, 4)`` boxes
@@ -113,8 +117,11 @@ class FasterRCNNTrainChain(chainer.Chain):
     def __init__(self, model, rpn_batchsize: int = RPN_BATCHSIZE,
                  rpn_positive_fraction: float = RPN_POSITIVE_FRACTION,
                  roi_batchsize: int = ROI_BATCHSIZE,
-                 roi_positive_fraction: float = ROI_POSITIVE_FRACTION):
+                 roi_positive_fraction: float = ROI_POSITIVE_FRACTION,
+                 pre_nms: int = PRE_NMS_TRAIN, post_nms: int = POST_NMS_TRAIN):
         super().__init__()
+        self.pre_nms = pre_nms
+        self.post_nms = post_nms
         self.rpn_batchsize = rpn_batchsize
         self.rpn_positive_fraction = rpn_positive_fraction
         self.roi_batchsize = roi_batchsize
@@ -132,7 +139,8 @@ class FasterRCNNTrainChain(chainer.Chain):
             anchor_targets(anchors, grid, b, batchsize=self.rpn_batchsize,
                            positive_fraction=self.rpn_positive_fraction) for b in bboxes])
         rpn_cls, rpn_loc = rpn_loss(scores, locs, xp.stack(labels), xp.stack(targets))
-        proposals = self.model.propose(scores.array, locs.array, size, train=True)
+        proposals = self.model.propose(scores.array, locs.array, size, self.pre_nms,
+                                       self.post_nms)
         rois, roi_labels, roi_targets = zip(*[
             proposal_targets(p, b, batchsize=self.roi_batchsize,
                              positive_fraction=self.roi_positive_fraction)

@@ -117,7 +117,7 @@ def test_registry_round_trip(detector_data, tmp_path):
     model = load_detector(result.model_path)
     assert type(model) is FasterRCNNFPNResNet
     assert (model.depth, model.width, model.input_size, model.patch_fraction,
-            model.anchor_sizes) == (50, 0.125, 128, 0.5, (6, 12, 24, 48))
+            model.anchor_sizes) == (50, 0.125, 64, 1.0, (6, 12, 24, 48))
     trained = dict(result.model.namedparams())
     for name, param in model.namedparams():
         np.testing.assert_array_equal(param.array, trained[name].array, err_msg=name)
