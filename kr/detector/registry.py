@@ -12,6 +12,7 @@ from kr.detector.centernet.model import CenterNetDetection
 from kr.detector.centernet.model import Res18UnetCenterNet
 from kr.detector.centernet.model import SCORE_THRESHOLD
 from kr.detector.centernet.model import SUBMISSION_SCORE_THRESHOLD
+from kr.detector.faster_rcnn import model as faster_rcnn
 from kr.devices import get_device
 from kr.runs import load_weights
 from kr.runs import read_run_args
@@ -76,6 +77,15 @@ DETECTORS = {
         model_keys={'n_fg_class': 1, 'width': 1.0},
         thresholds={'default': SCORE_THRESHOLD, 'submission': SUBMISSION_SCORE_THRESHOLD},
         training_module='kr.detector.centernet.training'),
+    'faster_rcnn': DetectorFamily(
+        name='faster_rcnn', model=faster_rcnn.FasterRCNNFPNResNet,
+        inference=faster_rcnn.FasterRCNNDetection,
+        model_keys={'depth': 101, 'width': 1.0, 'input_size': faster_rcnn.PAGE_INPUT_SIZE,
+                    'patch_fraction': None, 'anchor_sizes': faster_rcnn.ANCHOR_SIZES,
+                    'anchor_ratios': faster_rcnn.ANCHOR_RATIOS},
+        thresholds={'default': faster_rcnn.SCORE_THRESHOLD,
+                    'submission': faster_rcnn.SUBMISSION_SCORE_THRESHOLD},
+        training_module='kr.detector.faster_rcnn.training'),
 }
 #: The family of runs whose args.json names none (written before the registry existed).
 DEFAULT_DETECTOR = 'centernet'
