@@ -85,7 +85,7 @@ DETECTORS = {
                     'anchor_ratios': faster_rcnn.ANCHOR_RATIOS},
         thresholds={'default': faster_rcnn.SCORE_THRESHOLD,
                     'submission': faster_rcnn.SUBMISSION_SCORE_THRESHOLD},
-        training_module='kr.detector.faster_rcnn.training'),
+        training_module='kr.detector.faster_rcnn.training', tta=False),
 }
 #: The family of runs whose args.json names none (written before the registry existed).
 DEFAULT_DETECTOR = 'centernet'
