@@ -12,6 +12,11 @@ from kr.detector.centernet.model import CenterNetDetection
 from kr.detector.centernet.model import Res18UnetCenterNet
 from kr.detector.centernet.model import SCORE_THRESHOLD
 from kr.detector.centernet.model import SUBMISSION_SCORE_THRESHOLD
+from kr.detector.retinanet.model import RetinaNetDetection
+from kr.detector.retinanet.model import RetinaNetResNet
+from kr.detector.retinanet.model import SCORE_THRESHOLD as RETINANET_SCORE_THRESHOLD
+from kr.detector.retinanet.model import SUBMISSION_SCORE_THRESHOLD as \
+    RETINANET_SUBMISSION_SCORE_THRESHOLD
 from kr.devices import get_device
 from kr.runs import load_weights
 from kr.runs import read_run_args
@@ -72,6 +77,17 @@ DETECTORS = {
         model_keys={'n_fg_class': 1, 'width': 1.0},
         thresholds={'default': SCORE_THRESHOLD, 'submission': SUBMISSION_SCORE_THRESHOLD},
         training_module='kr.detector.centernet.training'),
+    # The architecture, the input (whole page or patches) and the anchors: what
+    # RetinaNetResNet needs to rebuild the run's network and to detect as it was trained.
+    'retinanet': DetectorFamily(
+        name='retinanet', model=RetinaNetResNet, inference=RetinaNetDetection,
+        model_keys={'n_fg_class': 1, 'depth': 101, 'width': 1.0, 'input_size': 512,
+                    'patch_fraction': None, 'anchor_scale': 2.0, 'scales_per_octave': 2,
+                    'anchor_ratios': '0.5,1,2', 'min_level': 3, 'max_level': 7,
+                    'head_norm': 'batch', 'max_detections': 1200},
+        thresholds={'default': RETINANET_SCORE_THRESHOLD,
+                    'submission': RETINANET_SUBMISSION_SCORE_THRESHOLD},
+        training_module='kr.detector.retinanet.training'),
 }
 #: The family of runs whose args.json names none (written before the registry existed).
 DEFAULT_DETECTOR = 'centernet'
