@@ -84,7 +84,7 @@ DETECTORS = {
         model_keys={'n_fg_class': 1, 'depth': 101, 'width': 1.0, 'input_size': 512,
                     'patch_fraction': None, 'anchor_scale': 2.0, 'scales_per_octave': 2,
                     'anchor_ratios': '0.5,1,2', 'min_level': 3, 'max_level': 7,
-                    'head_norm': 'batch', 'max_detections': 1200},
+                    'head_norm': 'group', 'max_detections': 1200},
         thresholds={'default': RETINANET_SCORE_THRESHOLD,
                     'submission': RETINANET_SUBMISSION_SCORE_THRESHOLD},
         training_module='kr.detector.retinanet.training'),

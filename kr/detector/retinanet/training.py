@@ -69,21 +69,22 @@ PATCH_FRACTION = 0.5
 #:
 #: * ``full``: :func:`train_detector`'s defaults, for GPUs: ResNet101-FPN P3-P7 on whole
 #:   pages at 512 x 512 with the TF config's matching, loss and box coder, anchors sized for
-#:   characters (:data:`~kr.detector.retinanet.anchors.CHARACTER_ANCHOR_SCALE`) and the
-#:   1,200 detection cap.
-#: * ``seed000``: the seed's detector as configured, its anchors included (scale 4: 32 px
-#:   and up at P3), on whole pages at 512 x 512.
+#:   characters (:data:`~kr.detector.retinanet.anchors.CHARACTER_ANCHOR_SCALE`), group norm
+#:   in the subnets (:data:`~kr.detector.retinanet.model.HEAD_NORM`) and the 1,200
+#:   detection cap.
+#: * ``seed000``: the seed's detector as configured, its anchors (scale 4: 32 px and up at
+#:   P3) and its batch norm in the subnets included, on whole pages at 512 x 512.
 #: * ``patches``: the seed's own suggestion, square patches of half the page's shorter side
 #:   at 512 x 512 (larger and fewer characters), with the TF anchors, which fit them;
 #:   detections are merged back onto the page.
 #: * ``demo``: CPU-sized, a quarter-width ResNet50 on whole pages at 512, Adam.
 PRESETS = {
     'full': {},
-    'seed000': dict(anchor_scale=TF_ANCHOR_SCALE),
+    'seed000': dict(anchor_scale=TF_ANCHOR_SCALE, head_norm='batch'),
     'patches': dict(patch_fraction=PATCH_FRACTION, anchor_scale=TF_ANCHOR_SCALE),
-    'demo': dict(depth=50, width=0.25, batchsize=4, iterations=300, optimizer='adam',
-                 lr=1e-3, weight_decay=1e-5, snapshot_interval=100, eval_interval=100,
-                 log_interval=10, val_pages=12),
+    'demo': dict(depth=50, width=0.125, input_size=256, patch_fraction=PATCH_FRACTION,
+                 batchsize=8, iterations=200, optimizer='adam', lr=3e-3, weight_decay=1e-5,
+                 snapshot_interval=100, eval_interval=200, log_interval=10, val_pages=12),
 }
 
 
