@@ -49,8 +49,12 @@ def _grid_pairs(xp, height, width, stride, shapes, offset, gt):
         total = int(counts.sum())
         if total == 0:
             continue
-        g = xp.repeat(xp.arange(len(gt)), counts)
-        k = xp.arange(total) - xp.repeat(xp.cumsum(counts) - counts, counts)
+        # pair p belongs to box g(p), the k-th cell of its range (no repeat with array
+        # counts: CuPy lacks it)
+        ends = xp.cumsum(counts)
+        pair = xp.arange(total)
+        g = xp.searchsorted(ends, pair, side='right')
+        k = pair - (ends - counts)[g]
         x = x_lo[g] + k % nx[g]
         y = y_lo[g] + k // nx[g]
         pairs_a.append(offset + (y * width + x) * n_shapes + a)
