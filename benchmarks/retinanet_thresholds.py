@@ -3,7 +3,8 @@
 the ``default`` and ``submission`` thresholds of ``kr.detector.DETECTORS['retinanet']``.
 
     python benchmarks/retinanet_thresholds.py results/retinanet-demo/model_final.npz \\
-        --data-dir data/kuzushiji-recognition-synthetic [--split-dir DIR] [--pages 30]
+        --data-dir data/kuzushiji-recognition-synthetic [--split-dir DIR] [--pages 30] \
+        [--nms-threshold 0.6]
 
 Detects the fold's val pages once at a low threshold, then prints for each threshold the
 detections per page, and F1 / precision / recall at IoU 0.5 (a box matched to one
@@ -52,8 +53,11 @@ def main():
     p.add_argument('--split-dir')
     p.add_argument('--cv-index', type=int, default=0)
     p.add_argument('--pages', type=int, default=30, help='val pages used')
+    p.add_argument('--nms-threshold', type=float, help="NMS IoU (default: the model's)")
     args = p.parse_args()
     model = load_detector(args.model)
+    if args.nms_threshold is not None:
+        model.nms_threshold = args.nms_threshold
     pages = KuzushijiPageDataset(args.data_dir, 'val', args.cv_index, args.split_dir)
     items = [pages[i] for i in range(min(args.pages, len(pages)))]
     found = []
@@ -61,8 +65,8 @@ def main():
     for item in items:
         found.append(model.detect(item['image'], score_threshold=min(THRESHOLDS)))
     seconds = (time.perf_counter() - start) / len(items)
-    print('{} val pages, {} characters; detection {:.2f} s per page'.format(
-        len(items), sum(len(i['bboxes']) for i in items), seconds))
+    print('{} val pages, {} characters; NMS at {}; detection {:.2f} s per page'.format(
+        len(items), sum(len(i['bboxes']) for i in items), model.nms_threshold, seconds))
     print('threshold  per-page   IoU0.5 F1 / P / R       centre F1 / P / R       mAP')
     for threshold in THRESHOLDS:
         iou_counts = np.zeros(3, dtype=np.int64)

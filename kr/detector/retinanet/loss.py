@@ -11,7 +11,6 @@ anchors of the batch (the paper's normalisation, the TF config's
 
 import chainer
 import chainer.functions as F
-import numpy as np
 
 #: Weight of the positive class in the focal loss (``1 - alpha`` for the negatives).
 FOCAL_ALPHA = 0.25

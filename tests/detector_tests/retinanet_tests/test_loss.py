@@ -1,7 +1,7 @@
 import math
 
-import chainer
 from chainer import gradient_check
+from chainer import testing
 import numpy as np
 import pytest
 
@@ -95,7 +95,7 @@ def test_backward():
                                   atol=1e-6, rtol=1e-5)
 
 
-@chainer.testing.attr.gpu
+@testing.attr.gpu
 def test_forward_on_gpu():
     import cupy
     args = _inputs(c=2)

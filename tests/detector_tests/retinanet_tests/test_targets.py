@@ -1,5 +1,6 @@
 import math
 
+from chainer import testing
 import numpy as np
 import pytest
 
@@ -67,3 +68,20 @@ def test_grid_matcher_errors():
         match_grid_anchors(anchors[1:], detector.anchor_grids(shapes), anchors[:2], 0.5, 0.5)
     with pytest.raises(ValueError, match='negative_iou 0.6 must not exceed positive_iou 0.5'):
         match_grid_anchors(anchors, detector.anchor_grids(shapes), anchors[:2], 0.5, 0.6)
+
+
+@testing.attr.gpu
+def test_the_grid_matcher_on_gpu():
+    import cupy
+    detector = RetinaNetDetection()
+    shapes = [(-(-256 // 2 ** level),) * 2 for level in range(3, 8)]
+    anchors = np.concatenate(detector.anchors(shapes, np))
+    rng = np.random.RandomState(0)
+    xy = rng.uniform(0, 256, (40, 2))
+    gt = np.concatenate([xy, xy + rng.uniform(4, 60, (40, 2))], axis=1).astype(np.float32)
+    expected = match_grid_anchors(anchors, detector.anchor_grids(shapes), gt, 0.5, 0.4)
+    index, label = match_grid_anchors(cupy.asarray(anchors), detector.anchor_grids(shapes),
+                                      cupy.asarray(gt), 0.5, 0.4)
+    np.testing.assert_array_equal(cupy.asnumpy(label), expected[1])
+    # an anchor tied between boxes may keep either on a GPU (unordered scatter)
+    np.testing.assert_array_equal(cupy.asnumpy(index) >= 0, expected[0] >= 0)

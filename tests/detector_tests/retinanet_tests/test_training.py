@@ -62,6 +62,7 @@ def test_presets_and_model_keys():
     defaults = {k: p.default for k, p in inspect.signature(RetinaNetResNet).parameters.items()}
     assert family.model_keys == {k: defaults[k] for k in family.model_keys}
     assert family.training().train_detector is train_detector
+    assert family.threshold(None) == family.threshold('submission') == 0.35
     # every model key but the class count is a setting of train_detector
     params = inspect.signature(train_detector).parameters
     assert all(params[k].default == v for k, v in family.model_keys.items()
