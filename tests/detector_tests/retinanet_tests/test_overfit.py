@@ -17,11 +17,11 @@ INPUT_SIZE = 320
 #: Anchors of 12 and 17 px at P3 for those characters.
 ANCHOR_SCALE = 1.5
 ITERATIONS = 80
-#: Share of the boxes found at IoU 0.5 after 80 steps at this threshold: 0.947, 0.934, 0.947
-#: with seeds 0, 1, 2 on one thread and 0.947 with seed 0 on two (numba and BLAS threads);
-#: 0.9 leaves 0.03 below the worst. Detections: 956 for the 320 boxes (seed 0), the
-#: duplicates of NMS at 0.6 on 10 x 7 px boxes; a net that boxed everything would reach
-#: the cap, 2,400.
+#: Share of the boxes found at IoU 0.5 after 80 steps at this threshold: 0.944, 0.925, 0.941
+#: with seeds 0, 1, 2 on one thread and 0.944 with seed 0 on two (numba and BLAS threads),
+#: measured on a loaded 2-core machine; 0.9 leaves 0.025 below the worst. Detections:
+#: 756-949 for the 320 boxes (duplicates that NMS at 0.5 leaves on 10 x 7 px boxes); a net
+#: that boxed everything would reach the cap, 2,400.
 SCORE_THRESHOLD = 0.2
 
 
