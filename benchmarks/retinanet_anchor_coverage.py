@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """How well RetinaNet's anchors fit the characters: the choice of ``anchor_scale``.
 
-    python benchmarks/retinanet_anchor_coverage.py --data-dir data/kuzushiji-recognition-synthetic \\
-        [--input-size 512] [--patch-fraction 0.5] [--pages 10] [--scales 1,1.5,2,4]
+    python benchmarks/retinanet_anchor_coverage.py \\
+        --data-dir data/kuzushiji-recognition-synthetic [--input-size 512] \\
+        [--patch-fraction 0.5] [--pages 10] [--scales 1,1.5,2,4]
 
 Takes training examples as :class:`kr.detector.fixed_size.FixedSizeTrainTransform` makes
 them (the whole page, or a random patch, resized to the input size) from the first train
