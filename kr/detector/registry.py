@@ -13,6 +13,7 @@ from kr.detector.centernet.model import Res18UnetCenterNet
 from kr.detector.centernet.model import SCORE_THRESHOLD
 from kr.detector.centernet.model import SUBMISSION_SCORE_THRESHOLD
 from kr.detector.faster_rcnn import model as faster_rcnn
+from kr.detector.retinanet import model as retinanet
 from kr.devices import get_device
 from kr.runs import load_weights
 from kr.runs import read_run_args
@@ -86,6 +87,18 @@ DETECTORS = {
         thresholds={'default': faster_rcnn.SCORE_THRESHOLD,
                     'submission': faster_rcnn.SUBMISSION_SCORE_THRESHOLD},
         training_module='kr.detector.faster_rcnn.training', tta=False),
+    # The architecture, the input (whole page or patches) and the anchors: what
+    # RetinaNetResNet needs to rebuild the run's network and to detect as it was trained.
+    'retinanet': DetectorFamily(
+        name='retinanet', model=retinanet.RetinaNetResNet,
+        inference=retinanet.RetinaNetDetection,
+        model_keys={'n_fg_class': 1, 'depth': 101, 'width': 1.0, 'input_size': 512,
+                    'patch_fraction': None, 'anchor_scale': 2.0, 'scales_per_octave': 2,
+                    'anchor_ratios': '0.5,1,2', 'min_level': 3, 'max_level': 7,
+                    'head_norm': 'group', 'max_detections': 1200},
+        thresholds={'default': retinanet.SCORE_THRESHOLD,
+                    'submission': retinanet.SUBMISSION_SCORE_THRESHOLD},
+        training_module='kr.detector.retinanet.training', tta=False),
 }
 #: The family of runs whose args.json names none (written before the registry existed).
 DEFAULT_DETECTOR = 'centernet'
