@@ -22,6 +22,7 @@ import numpy as np
 
 from kr.bbox import iou_matrix
 from kr.detector.anchors import IGNORED
+from kr.detector.anchors import match_grid_anchors
 from kr.detector.anchors import NEGATIVE
 from kr.detector.anchors import POSITIVE
 from kr.detector.box_coder import decode_boxes
@@ -56,114 +57,6 @@ ROI_POSITIVE_FRACTION = 0.25
 ROI_POSITIVE_IOU = 0.5
 
 
-def _grid_pairs(levels, gt_bboxes):
-    """Every (anchor, box) pair of positive IoU, found from the anchor grid.
-
-    An anchor can overlap a box only if its centre lies within half the anchor's extent
-    of the box, so each box is compared with the cells of a small window on each level
-    instead of with every anchor (a page has about 10^5 anchors and 10^2-10^3 boxes).
-
-    Args:
-        levels: Per level ``(stride, shapes, height, width)``, the arguments of
-            :func:`~kr.detector.anchors.grid_anchors`, in the order of the anchors.
-        gt_bboxes: ``(G, 4)`` float64 NumPy boxes.
-
-    Returns:
-        tuple ``(anchor, box)`` of int64 NumPy index arrays (some pairs may have IoU 0).
-    """
-    anchor_ids, box_ids = [], []
-    offset = 0
-    for stride, shapes, height, width in levels:
-        shapes = np.asarray(shapes, dtype=np.float64).reshape(-1, 2)
-        n_shapes = len(shapes)
-        half_w, half_h = shapes[:, 0].max() / 2, shapes[:, 1].max() / 2
-        # Cells whose centre (i + 0.5) * stride is strictly inside the widened box.
-        x0 = np.clip(np.floor((gt_bboxes[:, 0] - half_w) / stride - 0.5), 0, width)
-        x1 = np.clip(np.ceil((gt_bboxes[:, 2] + half_w) / stride - 0.5), 0, width)
-        y0 = np.clip(np.floor((gt_bboxes[:, 1] - half_h) / stride - 0.5), 0, height)
-        y1 = np.clip(np.ceil((gt_bboxes[:, 3] + half_h) / stride - 0.5), 0, height)
-        nx = (x1 - x0).astype(np.int64)
-        ny = (y1 - y0).astype(np.int64)
-        counts = nx * ny
-        box = np.repeat(np.arange(len(gt_bboxes)), counts)
-        k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        cx = x0.astype(np.int64)[box] + k % nx[box]
-        cy = y0.astype(np.int64)[box] + k // nx[box]
-        cell = cy * width + cx
-        anchor_ids.append((offset + cell[:, None] * n_shapes
-                           + np.arange(n_shapes)[None]).ravel())
-        box_ids.append(np.repeat(box, n_shapes))
-        offset += height * width * n_shapes
-    return np.concatenate(anchor_ids), np.concatenate(box_ids)
-
-
-def match_grid_anchors(anchors, levels, gt_bboxes, positive_iou: float = RPN_POSITIVE_IOU,
-                       negative_iou: float = RPN_NEGATIVE_IOU):
-    """:func:`kr.detector.anchors.match_anchors` (with ``low_quality``) for grid anchors,
-    computing only the IoUs that can be positive.
-
-    The result is the same as ``match_anchors(anchors, gt_bboxes, positive_iou,
-    negative_iou)`` (ties included: an anchor that is the best of several boxes keeps the
-    last), but its cost grows with the pairs that overlap, not with anchors x boxes: the
-    dense IoU matrix of a page takes seconds on a CPU.
-
-    Args:
-        anchors: ``(R, 4)`` anchors of ``levels`` (NumPy or CuPy).
-        levels: Per level ``(stride, shapes, height, width)`` (see :func:`_grid_pairs`).
-        gt_bboxes: ``(G, 4)`` boxes (``G`` may be 0).
-        positive_iou: IoU from which an anchor is positive.
-        negative_iou: IoU under which an anchor is negative.
-
-    Returns:
-        tuple ``(index, label)`` of ``(R,)`` int32 arrays (the anchors' array module).
-
-    Raises:
-        ValueError: ``negative_iou > positive_iou`` or anchors that do not fit ``levels``.
-    """
-    if negative_iou > positive_iou:
-        raise ValueError('negative_iou {} must not exceed positive_iou {}'.format(
-            negative_iou, positive_iou))
-    xp = chainer.backend.get_array_module(anchors)
-    cpu = chainer.backend.CpuDevice()
-    n = len(anchors)
-    if n != sum(h * w * len(shapes) for _, shapes, h, w in levels):
-        raise ValueError('{} anchors do not fit the grid levels given'.format(n))
-    gt = np.asarray(cpu.send(gt_bboxes), dtype=np.float64).reshape(-1, 4)
-    index = np.full(n, -1, dtype=np.int32)
-    label = np.full(n, NEGATIVE, dtype=np.int32)
-    if len(gt):
-        a, g = _grid_pairs(levels, gt)
-        boxes = np.asarray(cpu.send(anchors), dtype=np.float64)[a]
-        iou = _pair_iou(boxes, gt[g])
-        # Best box of each anchor: the first of its pairs by (anchor, -iou, box).
-        order = np.lexsort((g, -iou, a))
-        first = order[np.concatenate([[True], a[order][1:] != a[order][:-1]])]
-        best = np.zeros(n)
-        best[a[first]] = iou[first]
-        index[a[first]] = g[first]
-        label[best >= negative_iou] = IGNORED
-        label[best >= positive_iou] = POSITIVE
-        gt_best = np.zeros(len(gt))
-        np.maximum.at(gt_best, g, iou)
-        tie = (iou == gt_best[g]) & (gt_best[g] > 0)
-        # Ascending box order, so that assigning leaves the last box of each anchor.
-        ties = np.lexsort((g[tie], a[tie]))
-        index[a[tie][ties]] = g[tie][ties]
-        label[a[tie]] = POSITIVE
-        index[label == NEGATIVE] = -1
-    return xp.asarray(index), xp.asarray(label)
-
-
-def _pair_iou(a, b):
-    """IoU of the rows of ``a`` and ``b`` (``(E, 4)`` NumPy each)."""
-    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = w * h
-    union = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-             + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter)
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0)
-
-
 def _sample(xp, candidates, count: int):
     """``count`` of the indices ``candidates`` drawn without replacement (all if fewer)."""
     if len(candidates) <= count:
@@ -193,7 +86,8 @@ def anchor_targets(anchors, levels, gt_bboxes, positive_iou: float = RPN_POSITIV
         targets of the positives (zero elsewhere).
     """
     xp = chainer.backend.get_array_module(anchors)
-    index, label = match_grid_anchors(anchors, levels, gt_bboxes, positive_iou, negative_iou)
+    grids = [(height, width, stride, shapes) for stride, shapes, height, width in levels]
+    index, label = match_grid_anchors(anchors, grids, gt_bboxes, positive_iou, negative_iou)
     positive = xp.nonzero(label == POSITIVE)[0]
     negative = xp.nonzero(label == NEGATIVE)[0]
     positive = _sample(xp, positive, int(batchsize * positive_fraction))

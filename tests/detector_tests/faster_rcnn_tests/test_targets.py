@@ -5,13 +5,13 @@ from kr.detector.anchors import anchor_shapes
 from kr.detector.anchors import grid_anchors
 from kr.detector.anchors import IGNORED
 from kr.detector.anchors import match_anchors
+from kr.detector.anchors import match_grid_anchors as match_grids
 from kr.detector.anchors import NEGATIVE
 from kr.detector.anchors import POSITIVE
 from kr.detector.box_coder import encode_boxes
 from kr.detector.box_coder import TF_OD_WEIGHTS
 from kr.detector.faster_rcnn.targets import anchor_targets
 from kr.detector.faster_rcnn.targets import create_proposals
-from kr.detector.faster_rcnn.targets import match_grid_anchors
 from kr.detector.faster_rcnn.targets import proposal_targets
 
 #: One level of 8 x 8 anchors at stride 8 on a 32 x 32 input: anchor ``4 y + x`` is
@@ -21,6 +21,13 @@ ANCHORS = grid_anchors(4, 4, 8, anchor_shapes([8], [1]))
 #: Box 0 is anchor 5 exactly; box 1 has IoU 0.7 with anchor 2 (56 / 80); box 2 straddles
 #: anchors 12 and 13 (IoU 1/3 with each: both are its best, so both positive).
 BOXES = np.array([[8, 8, 16, 16], [17, 0, 25, 9], [4, 24, 12, 32]], np.float32)
+
+
+def match_grid_anchors(anchors, levels, boxes, positive_iou=0.7, negative_iou=0.3):
+    """The shared grid matcher with the RPN's thresholds, on this family's level layout
+    ``(stride, shapes, height, width)``."""
+    return match_grids(anchors, [(h, w, st, sh) for st, sh, h, w in levels], boxes,
+                       positive_iou, negative_iou)
 
 
 def test_match_grid_anchors_on_hand_made_boxes():
@@ -49,7 +56,7 @@ def test_match_grid_anchors_equals_the_dense_matching(size, seed):
 
 def test_match_grid_anchors_checks_its_inputs():
     assert (match_grid_anchors(ANCHORS, LEVELS, np.zeros((0, 4)))[1] == NEGATIVE).all()
-    with pytest.raises(ValueError, match='16 anchors do not fit'):
+    with pytest.raises(ValueError, match='the level grids hold 4 anchors, not 16'):
         match_grid_anchors(ANCHORS, [(8, anchor_shapes([8], [1]), 2, 2)], BOXES)
     with pytest.raises(ValueError, match='must not exceed'):
         match_grid_anchors(ANCHORS, LEVELS, BOXES, 0.3, 0.7)
