@@ -15,3 +15,5 @@ from kr.evaluation.detection_map import DetectionMapEvaluator  # NOQA
 from kr.evaluation.detection_map import eval_detection_voc  # NOQA
 from kr.evaluation.detection import detection_f1  # NOQA
 from kr.evaluation.detection import score_detections  # NOQA
+from kr.evaluation.detection import iou_counts  # NOQA
+from kr.evaluation.detection import threshold_sweep  # NOQA

@@ -4,11 +4,17 @@ A detection counts when its box centre lies strictly inside a ground-truth box, 
 taking at most one detection, greedily as the competition scorer matches (SPEC section 7):
 :func:`kr.evaluation.f1.score_page` with one label for everything. This is the figure that
 says how much of the F1 the detector alone loses (a box missed here cannot be recognised).
+:func:`threshold_sweep` gives it, with the IoU-0.5 counts and the mAP, for a range of score
+thresholds (how the detector families' thresholds are calibrated:
+``benchmarks/detector_thresholds.py``).
 """
 
 import numpy as np
 
 from kr.bbox import box_centers
+from kr.bbox import iou_matrix
+from kr.evaluation.detection_map import eval_detection_voc
+from kr.evaluation.detection_map import IOU_THRESHOLD
 from kr.evaluation.f1 import f1_from_counts
 from kr.evaluation.f1 import score_page
 
@@ -62,3 +68,67 @@ def detection_f1(pred_bboxes: dict, gt_bboxes: dict) -> dict:
     f1, precision, recall = f1_from_counts(*totals)
     return dict(f1=f1, precision=precision, recall=recall, tp=int(totals[0]),
                 fp=int(totals[1]), fn=int(totals[2]), pages=pages)
+
+
+def iou_counts(pred_bboxes, gt_bboxes, iou_threshold: float = IOU_THRESHOLD):
+    """TP, FP, FN of one page by box overlap: detections, highest score first, each take
+    the unmatched ground-truth box they overlap most if the IoU is at least
+    ``iou_threshold`` (the VOC rule, labels ignored)."""
+    pred_bboxes = np.asarray(pred_bboxes, dtype=np.float64).reshape(-1, 4)
+    gt_bboxes = np.asarray(gt_bboxes, dtype=np.float64).reshape(-1, 4)
+    if len(pred_bboxes) == 0 or len(gt_bboxes) == 0:
+        return 0, len(pred_bboxes), len(gt_bboxes)
+    iou = iou_matrix(pred_bboxes, gt_bboxes)
+    used = np.zeros(len(gt_bboxes), dtype=bool)
+    tp = 0
+    for row in iou:
+        row = np.where(used, -1, row)
+        j = int(row.argmax())
+        if row[j] >= iou_threshold:
+            used[j] = True
+            tp += 1
+    return tp, len(pred_bboxes) - tp, len(gt_bboxes) - tp
+
+
+def threshold_sweep(detections, gt_bboxes, thresholds):
+    """Detection quality at each score threshold, from one detection pass per page.
+
+    The calibration of a family's ``default`` and ``submission`` thresholds: detect each
+    page once at the lowest threshold, then keep the boxes at or above each.
+
+    Args:
+        detections: Per page ``(bboxes (P, 4), scores (P,))``, highest score first.
+        gt_bboxes: Per page ``(G, 4)`` ground truth, same pixels.
+        thresholds: Probabilities to try.
+
+    Returns:
+        list of dicts, one per threshold: ``threshold``, ``per_page`` (mean detections),
+        ``centre`` and ``iou``: ``(f1, precision, recall)`` by the competition's
+        centre-in-box rule (:func:`score_detections`) and by IoU 0.5 (:func:`iou_counts`),
+        and ``map`` (VOC, IoU 0.5) of the kept boxes.
+
+    Raises:
+        ValueError: Lists of different lengths.
+    """
+    if len(detections) != len(gt_bboxes):
+        raise ValueError('{} pages of detections for {} of ground truth'.format(
+            len(detections), len(gt_bboxes)))
+    rows = []
+    for threshold in thresholds:
+        kept = []
+        centre = np.zeros(3, dtype=np.int64)
+        overlap = np.zeros(3, dtype=np.int64)
+        for (bboxes, scores), gt in zip(detections, gt_bboxes):
+            keep = np.asarray(scores) >= threshold
+            bboxes = np.asarray(bboxes, dtype=np.float32).reshape(-1, 4)[keep]
+            kept.append((bboxes, np.asarray(scores, dtype=np.float32)[keep]))
+            page = score_detections(bboxes, gt)
+            centre += (page.tp, page.fp, page.fn)
+            overlap += iou_counts(bboxes, gt)
+        rows.append(dict(
+            threshold=float(threshold),
+            per_page=float(np.mean([len(b) for b, _ in kept])) if kept else 0.0,
+            centre=f1_from_counts(*centre), iou=f1_from_counts(*overlap),
+            map=float(eval_detection_voc([b for b, _ in kept], [s for _, s in kept],
+                                         list(gt_bboxes))['map'])))
+    return rows

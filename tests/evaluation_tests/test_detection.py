@@ -31,3 +31,32 @@ def test_totals_pages_and_empty_pages():
 def test_a_page_without_detections_is_named():
     with pytest.raises(ValueError, match='no detections for 1 page.*: b'):
         detection_f1({'a': GT}, {'a': GT, 'b': GT})
+
+
+def test_threshold_sweep_counts_centres_boxes_and_map():
+    from kr.evaluation import threshold_sweep
+    # a hit (0.9), a miss (0.6, centre outside every box), a hit (0.3)
+    bboxes = np.array([[0, 0, 10, 10], [50, 50, 60, 60], [20, 0, 30, 10]], np.float32)
+    scores = np.array([0.9, 0.6, 0.3], np.float32)
+    gt = np.array([[1, 1, 9, 9], [21, 1, 29, 9], [40, 0, 45, 5]], np.float32)
+    rows = threshold_sweep([(bboxes, scores)], [gt], (0.1, 0.5, 0.7, 0.95))
+    assert [r['threshold'] for r in rows] == [0.1, 0.5, 0.7, 0.95]
+    assert [r['per_page'] for r in rows] == [3, 2, 1, 0]
+    # 0.1: 2 hits, 1 false, 1 missed; 0.5: 1, 1, 2; 0.7: 1, 0, 2; 0.95: nothing.
+    assert rows[0]['centre'] == pytest.approx((2 / 3, 2 / 3, 2 / 3))
+    assert rows[1]['centre'] == pytest.approx((2 * 0.5 / 3 / (0.5 + 1 / 3), 0.5, 1 / 3))
+    assert rows[2]['centre'] == pytest.approx((0.5, 1.0, 1 / 3))
+    assert rows[3]['centre'] == (0.0, 0.0, 0.0)
+    # IoU of the hits with their boxes is 0.64 >= 0.5: the same counts
+    assert rows[0]['iou'] == rows[0]['centre']
+    # mAP at 0.1: precision 1 at recall 1/3, 2/3 at recall 2/3 (VOC: all-point area)
+    assert rows[0]['map'] == pytest.approx(1 / 3 + 1 / 3 * 2 / 3)
+    with pytest.raises(ValueError, match='1 pages of detections for 2'):
+        threshold_sweep([(bboxes, scores)], [gt, gt], (0.5,))
+
+
+def test_iou_counts_takes_each_box_once():
+    from kr.evaluation import iou_counts
+    pred = np.array([[1, 1, 9, 9], [0, 0, 10, 10], [100, 100, 110, 110]], np.float32)
+    assert iou_counts(pred, GT) == (1, 2, 2)
+    assert iou_counts(np.zeros((0, 4)), GT) == (0, 0, 3)

@@ -68,8 +68,8 @@ NMS_THRESHOLD = 0.6
 MIN_SCORE = 0.01
 #: Calibrated detection thresholds (``DETECTORS['faster_rcnn']``): the character
 #: probability with the best detection F1 (box centres in boxes, label-free) on 20 val pages
-#: of the demo data after the ``demo`` preset's run (``python -m
-#: kr.detector.faster_rcnn.calibrate``): 0.527 at 0.7 (0.524 at 0.8, 0.449 at 0.6). The
+#: of the demo data after the ``demo`` preset's run (the centre F1 of
+#: ``benchmarks/detector_thresholds.py``): 0.527 at 0.7 (0.524 at 0.8, 0.449 at 0.6). The
 #: submission uses the same: the classifier rejects no box, so the detection F1 is what
 #: the threshold trades. Recalibrate on a full run: that model is far from trained.
 SCORE_THRESHOLD = 0.7

@@ -40,7 +40,7 @@ from kr.links import scale_channels
 
 #: Default detection threshold, a probability: the best F1 at IoU 0.5 (0.847; 0.837 at 0.4,
 #: 0.795 at 0.3) of the ``demo`` preset's model on the 30 val pages of fold 0 (printed by
-#: ``benchmarks/retinanet_thresholds.py``). A focal-loss detector's scores run low (alpha
+#: ``benchmarks/detector_thresholds.py``). A focal-loss detector's scores run low (alpha
 #: 0.25 weighs the positives down), hence a threshold well under CenterNet's 0.62.
 SCORE_THRESHOLD = 0.35
 #: Probability threshold of the submission (script 07): the best F1 by the competition's
