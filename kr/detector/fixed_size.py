@@ -9,7 +9,8 @@ that derives its inference class from :class:`FixedSizeDetection`:
   patches), each with the *core* it is responsible for, so that a character seen by two
   overlapping windows is reported once, by the window whose core holds its centre.
 * :class:`FixedSizeTrainTransform`: a training example (the whole page, or a random patch,
-  resized to the network size) with its boxes.
+  resized to the network size) with its boxes; :class:`CentredPatch` for validation, and
+  :func:`make_page_datasets` for both.
 * :func:`fixed_size_converter`: batches of those for a family's train chain.
 * :class:`FixedSizeDetection`: ``predict`` / ``detect`` around a family's network: cut,
   resize, run, decode, map back to page pixels, merge by NMS and cap the count.
@@ -21,8 +22,10 @@ import math
 
 import chainer
 import numpy as np
+from chainer.datasets import TransformDataset
 
 from kr.datasets.image import normalize_image
+from kr.datasets.kuzushiji import KuzushijiPageDataset
 from kr.datasets.image import to_array
 from kr.detector.nms import non_maximum_suppression
 from kr.detector.transforms import crop_and_resize
@@ -149,6 +152,59 @@ class FixedSizeTrainTransform:
         bboxes = np.clip(bboxes, 0, self.size)
         keep = (bboxes[:, 2] > bboxes[:, 0]) & (bboxes[:, 3] > bboxes[:, 1])
         return normalize_image(crop), bboxes[keep].astype(np.float32)
+
+
+class CentredPatch(FixedSizeTrainTransform):
+    """:class:`FixedSizeTrainTransform` with the patch at the page's centre: the same
+    examples at every validation."""
+
+    def window(self, height: int, width: int):
+        if self.patch_fraction is None:
+            return 0, 0, width, height
+        side = max(1, int(round(self.patch_fraction * min(height, width))))
+        x1, y1 = (width - side) // 2, (height - side) // 2
+        return x1, y1, x1 + side, y1 + side
+
+
+def make_page_datasets(data_dir: str, split_dir: str = None, cv_index: int = 0,
+                       full_data: bool = False, input_size: int = PAGE_INPUT_SIZE,
+                       patch_fraction: float = None, val_pages: int = 160, seed: int = None):
+    """Training and validation datasets of a fixed-size detector.
+
+    Args:
+        data_dir: Kaggle-layout folder.
+        split_dir: Fold CSVs of scripts/01_split_train_val.py (default ``<data_dir>-gsplit``).
+        cv_index: Fold.
+        full_data: Train on all of train.csv (``trainval``) instead of the fold's train part.
+        input_size: Network input side.
+        patch_fraction: Train on random square patches of this fraction of the page's
+            shorter side (``None``: whole pages).
+        val_pages: Validate on the first this many pages of the fold's val part.
+        seed: Seed of the patch positions (``None``: fresh entropy).
+
+    Returns:
+        tuple ``(train, val_loss, val_map)``: ``train`` and ``val_loss`` give ``(x,
+        bboxes)`` (random patches or whole pages; centred patches or whole pages),
+        ``val_map`` the val page items themselves (dicts ``image`` / ``bboxes``: the mAP is
+        taken on whole pages, detected as at inference). The validation sets are ``None``
+        when the fold has no val pages.
+
+    Raises:
+        FileNotFoundError: Missing data or split files (naming the script to run).
+        ValueError: No training pages.
+    """
+    pages = KuzushijiPageDataset(data_dir, 'trainval' if full_data else 'train', cv_index,
+                                 split_dir)
+    if len(pages) == 0:
+        raise ValueError('no training pages in {}'.format(data_dir))
+    train_set = TransformDataset(pages, FixedSizeTrainTransform(input_size, patch_fraction,
+                                                                seed))
+    val_pages_ds = KuzushijiPageDataset(data_dir, 'val', cv_index, split_dir)
+    n_val = min(len(val_pages_ds), val_pages)
+    if n_val == 0:
+        return train_set, None, None
+    val = chainer.datasets.SubDataset(val_pages_ds, 0, n_val)
+    return train_set, TransformDataset(val, CentredPatch(input_size, patch_fraction)), val
 
 
 @chainer.dataset.converter()

@@ -16,9 +16,7 @@ the TF proto's 64 RoIs per image become 512 and its 300 proposals and 300 detect
 import logging
 
 import chainer
-from chainer.datasets import TransformDataset
 
-from kr.datasets.kuzushiji import KuzushijiPageDataset
 from kr.detector.faster_rcnn.loss import head_loss
 from kr.detector.faster_rcnn.loss import rpn_loss
 from kr.detector.faster_rcnn.model import ANCHOR_RATIOS
@@ -34,16 +32,13 @@ from kr.detector.faster_rcnn.targets import RPN_BATCHSIZE
 from kr.detector.faster_rcnn.targets import RPN_POSITIVE_FRACTION
 from kr.detector.fixed_size import check_input_size
 from kr.detector.fixed_size import fixed_size_converter
-from kr.detector.fixed_size import FixedSizeTrainTransform
+from kr.detector.fixed_size import make_page_datasets
 from kr.detector.fixed_size import PAGE_INPUT_SIZE
-from kr.evaluation.detection_map import DetectionMapEvaluator
 from kr.runs import seed_everything
 from kr.training import check_resume
-from kr.training import loss_validation
 from kr.training import OptimizerSpec
 from kr.training import Schedule
-from kr.training import train
-from kr.training import Validation
+from kr.training.detection import train_detector_chain
 from kr.training.distributed import rank_seed
 from kr.training.distributed import shard
 
@@ -155,49 +150,6 @@ class FasterRCNNTrainChain(chainer.Chain):
         return loss
 
 
-def make_datasets(data_dir: str, split_dir: str = None, cv_index: int = 0,
-                  full_data: bool = False, input_size: int = PAGE_INPUT_SIZE,
-                  patch_fraction: float = None, val_pages: int = 160, seed: int = None):
-    """Training and validation datasets of the detector.
-
-    Args:
-        data_dir: Kaggle-layout folder.
-        split_dir: Fold CSVs of scripts/01_split_train_val.py (default ``<data_dir>-gsplit``).
-        cv_index: Fold.
-        full_data: Train on all of train.csv (``trainval``) instead of the fold's train part.
-        input_size: Network input side.
-        patch_fraction: Train on random square patches of this fraction of a page's
-            shorter side (``None``: whole pages).
-        val_pages: Validate on the first this many pages of the fold's val part.
-        seed: Seed of the patch positions (``None``: fresh entropy).
-
-    Returns:
-        tuple ``(train, val_loss, val_map)``: ``train`` and ``val_loss`` give ``(x,
-        bboxes)`` (:class:`~kr.detector.fixed_size.FixedSizeTrainTransform`), ``val_map``
-        the val pages themselves (dicts ``image`` / ``bboxes``: the mAP is measured on
-        whole pages, as the model detects them). The validation sets are ``None`` when the
-        fold has no val pages.
-
-    Raises:
-        FileNotFoundError: Missing data or split files (naming the script to run).
-        ValueError: No training pages.
-    """
-    pages = KuzushijiPageDataset(data_dir, 'trainval' if full_data else 'train', cv_index,
-                                 split_dir)
-    if len(pages) == 0:
-        raise ValueError('no training pages in {}'.format(data_dir))
-    train_set = TransformDataset(pages, FixedSizeTrainTransform(input_size, patch_fraction,
-                                                                seed))
-    val_pages_ds = KuzushijiPageDataset(data_dir, 'val', cv_index, split_dir)
-    n_val = min(len(val_pages_ds), val_pages)
-    if n_val == 0:
-        return train_set, None, None
-    val = chainer.datasets.SubDataset(val_pages_ds, 0, n_val)
-    return (train_set, TransformDataset(val, FixedSizeTrainTransform(input_size,
-                                                                     patch_fraction, 0)),
-            val)
-
-
 def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int = 0,
                    full_data: bool = False, device='-1', depth: int = 101,
                    width: float = 1.0, input_size: int = PAGE_INPUT_SIZE,
@@ -295,7 +247,7 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
     model = FasterRCNNFPNResNet(depth=depth, width=width, input_size=input_size,
                                 patch_fraction=patch_fraction, anchor_sizes=anchor_sizes,
                                 anchor_ratios=anchor_ratios)
-    train_set, val_loss, val_map = make_datasets(data_dir, split_dir, cv_index, full_data,
+    train_set, val_loss, val_map = make_page_datasets(data_dir, split_dir, cv_index, full_data,
                                                  input_size, patch_fraction, val_pages,
                                                  rank_seed(seed, comm))
     logger.info('%d training pages, %d validation pages', len(train_set),
@@ -304,17 +256,8 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
     chain = FasterRCNNTrainChain(model, rpn_batchsize=rpn_batchsize,
                                  roi_batchsize=roi_batchsize,
                                  roi_positive_fraction=roi_positive_fraction)
-    validations = []
-    plots = {'loss.png': ['main/loss', 'validation/main/loss']}
-    print_keys = ['main/' + k for k in LOSS_KEYS]
-    if val_loss is not None:
-        validations.append(loss_validation(val_loss, chain, fixed_size_converter))
-        validations.append(Validation('validation_map', val_map, lambda iterator, device: (
-            DetectionMapEvaluator(iterator, model, comm=comm)), batchsize=1, gathers=True))
-        plots['map.png'] = ['validation/main/map']
-        print_keys += ['validation/main/loss', 'validation/main/map']
-    return train(chain, train_set, out, spec, schedule, batchsize, model=model,
-                 converter=fixed_size_converter, validations=validations, device=device,
-                 workers=workers, resume=resume, print_keys=print_keys, plots=plots,
-                 comm=comm, progress_interval=progress_interval, run_record=run_record,
-                 lr_rule=lr_rule)
+    return train_detector_chain(chain, model, train_set, val_loss, val_map, out, spec, schedule,
+                                batchsize, fixed_size_converter, LOSS_KEYS, comm=comm,
+                                device=device, workers=workers, resume=resume,
+                                progress_interval=progress_interval,
+                                run_record=run_record, lr_rule=lr_rule)

@@ -10,11 +10,9 @@ import logging
 
 import chainer
 import chainer.functions as F
-from chainer.datasets import TransformDataset
 
-from kr.datasets.kuzushiji import KuzushijiPageDataset
 from kr.detector.fixed_size import fixed_size_converter
-from kr.detector.fixed_size import FixedSizeTrainTransform
+from kr.detector.fixed_size import make_page_datasets
 from kr.detector.fixed_size import MAX_DETECTIONS
 from kr.detector.fixed_size import PAGE_INPUT_SIZE
 from kr.detector.retinanet.anchors import ANCHOR_RATIOS
@@ -34,16 +32,13 @@ from kr.detector.retinanet.model import RetinaNetResNet
 from kr.detector.retinanet.targets import assign_targets
 from kr.detector.retinanet.targets import NEGATIVE_IOU
 from kr.detector.retinanet.targets import POSITIVE_IOU
-from kr.evaluation.detection_map import DetectionMapEvaluator
 from kr.runs import seed_everything
 from kr.training.distributed import rank_seed
 from kr.training.distributed import shard
 from kr.training import check_resume
-from kr.training import loss_validation
 from kr.training import OptimizerSpec
 from kr.training import Schedule
-from kr.training import train
-from kr.training import Validation
+from kr.training.detection import train_detector_chain
 
 logger = logging.getLogger(__name__)
 
@@ -151,59 +146,6 @@ class RetinaNetTrainChain(chainer.Chain):
         return loss
 
 
-class CentredPatch(FixedSizeTrainTransform):
-    """:class:`~kr.detector.fixed_size.FixedSizeTrainTransform` with the patch at the
-    page's centre: the same examples at every validation."""
-
-    def window(self, height: int, width: int):
-        if self.patch_fraction is None:
-            return 0, 0, width, height
-        side = max(1, int(round(self.patch_fraction * min(height, width))))
-        x1, y1 = (width - side) // 2, (height - side) // 2
-        return x1, y1, x1 + side, y1 + side
-
-
-def make_datasets(data_dir: str, split_dir: str = None, cv_index: int = 0,
-                  full_data: bool = False, input_size: int = PAGE_INPUT_SIZE,
-                  patch_fraction: float = None, val_pages: int = 160, seed: int = None):
-    """Training and validation datasets of the detector.
-
-    Args:
-        data_dir: Kaggle-layout folder.
-        split_dir: Fold CSVs of scripts/01_split_train_val.py (default ``<data_dir>-gsplit``).
-        cv_index: Fold.
-        full_data: Train on all of train.csv (``trainval``) instead of the fold's train part.
-        input_size: Network input side.
-        patch_fraction: Train on random square patches of this fraction of the page's
-            shorter side (``None``: whole pages).
-        val_pages: Validate on the first this many pages of the fold's val part.
-        seed: Seed of the patch positions (``None``: fresh entropy).
-
-    Returns:
-        tuple ``(train, val_loss, val_map)``: ``train`` and ``val_loss`` give ``(x,
-        bboxes)`` (random patches or whole pages; centred patches or whole pages),
-        ``val_map`` the val page items themselves (dicts ``image`` / ``bboxes``: the mAP is
-        taken on whole pages, detected as at inference). The validation sets are ``None``
-        when the fold has no val pages.
-
-    Raises:
-        FileNotFoundError: Missing data or split files (naming the script to run).
-        ValueError: No training pages.
-    """
-    pages = KuzushijiPageDataset(data_dir, 'trainval' if full_data else 'train', cv_index,
-                                 split_dir)
-    if len(pages) == 0:
-        raise ValueError('no training pages in {}'.format(data_dir))
-    train_set = TransformDataset(pages, FixedSizeTrainTransform(input_size, patch_fraction,
-                                                                seed))
-    val_pages_ds = KuzushijiPageDataset(data_dir, 'val', cv_index, split_dir)
-    n_val = min(len(val_pages_ds), val_pages)
-    if n_val == 0:
-        return train_set, None, None
-    val = chainer.datasets.SubDataset(val_pages_ds, 0, n_val)
-    return train_set, TransformDataset(val, CentredPatch(input_size, patch_fraction)), val
-
-
 def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int = 0,
                    full_data: bool = False, device='-1', depth: int = 101,
                    width: float = 1.0, input_size: int = PAGE_INPUT_SIZE,
@@ -300,23 +242,14 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
     chain = RetinaNetTrainChain(model, positive_iou, negative_iou)
     check_resume(resume, comm)
 
-    train_set, val_loss, val_map = make_datasets(data_dir, split_dir, cv_index, full_data,
+    train_set, val_loss, val_map = make_page_datasets(data_dir, split_dir, cv_index, full_data,
                                                  input_size, patch_fraction, val_pages,
                                                  rank_seed(seed, comm))
     logger.info('%d training pages, %d validation pages', len(train_set),
                 0 if val_loss is None else len(val_loss))
     train_set = shard(train_set, comm, train=True, seed=seed or 0)
-    validations = []
-    plots = {'loss.png': ['main/loss', 'validation/main/loss']}
-    print_keys = ['main/' + k for k in LOSS_KEYS]
-    if val_loss is not None:
-        validations.append(loss_validation(val_loss, chain, fixed_size_converter))
-        validations.append(Validation('validation_map', val_map, lambda iterator, device: (
-            DetectionMapEvaluator(iterator, model, comm=comm)), batchsize=1, gathers=True))
-        plots['map.png'] = ['validation/main/map']
-        print_keys += ['validation/main/loss', 'validation/main/map']
-    return train(chain, train_set, out, spec, schedule, batchsize, model=model,
-                 converter=fixed_size_converter, validations=validations, device=device,
-                 workers=workers, resume=resume, print_keys=print_keys, plots=plots,
-                 comm=comm, progress_interval=progress_interval, run_record=run_record,
-                 lr_rule=lr_rule)
+    return train_detector_chain(chain, model, train_set, val_loss, val_map, out, spec, schedule,
+                                batchsize, fixed_size_converter, LOSS_KEYS, comm=comm,
+                                device=device, workers=workers, resume=resume,
+                                progress_interval=progress_interval,
+                                run_record=run_record, lr_rule=lr_rule)
