@@ -13,9 +13,10 @@ given the same CPU budget (one core each, ``--jobs`` of them at a time):
 (c) Faster R-CNN on the whole page at 512 x 512 + ResNet50 (seed 000);
 (d) RetinaNet on large patches of the page (the seed's own suggestion) + (b)'s classifier.
 
-Every network is the family's CPU-sized ``demo`` preset (a narrow network; the classifiers
-of (b) and (c) are the ``seed000`` recipe, no augmentation and uniform sampling, at the demo
-classifier's size). A budget is met by measuring each run's seconds per iteration in a short
+(a) and (d) are their families' CPU-sized ``demo`` presets; (b) and (c) the ``seed000``
+presets (the whole page at 512 x 512; RetinaNet with the TF config's anchors) on a narrow
+ResNet50 with the demo presets' optimisation; the classifiers of (b) and (c) are the
+``seed000`` recipe (no augmentation, uniform sampling) at the demo classifier's size. A budget is met by measuring each run's seconds per iteration in a short
 probe and training for as many iterations as fit. The detections go the seed's way
 (``detection.csv`` -> classification -> ``submission.csv``, scripts/07_make_submission.py).
 
@@ -55,22 +56,31 @@ SEED_CLASSIFIER_SIZE = ['--width', '0.25', '--input-size', '32', '--batchsize', 
                         '--lr', '0.1', '--epoch-size', '3200']
 #: The systems: detector family and flags, classifier flags (or the system whose classifier
 #: is reused).
+#: The CPU-sized optimisation of the second seed's detectors (their ``demo`` presets' Adam).
+SEED_DETECTOR_CPU = ['--depth', '50', '--optimizer', 'adam', '--weight-decay', '1e-5',
+                     '--val-pages', '12']
 SYSTEMS = {
     'a_centernet': dict(
         title='(a) CenterNet + MobileNetV3 (8th place)',
         detector=['--detector', 'centernet', '--preset', 'demo'],
         classifier=['--preset', 'demo', '--model', 'mobilenetv3']),
+    # The seed's settings (the whole page at 512 x 512, the TF config's anchors and batch
+    # norm in the subnets), on a narrow ResNet50.
     'b_retinanet_512': dict(
         title='(b) RetinaNet 512 + Xception (seed 000)',
-        detector=['--detector', 'retinanet', '--preset', 'demo'],
+        detector=['--detector', 'retinanet', '--preset', 'seed000', '--width', '0.125',
+                  '--batchsize', '8', '--lr', '3e-3'] + SEED_DETECTOR_CPU,
         classifier=['--preset', 'seed000', '--model', 'xception'] + SEED_CLASSIFIER_SIZE),
     'c_faster_rcnn_512': dict(
         title='(c) Faster R-CNN 512 + ResNet50 (seed 000)',
-        detector=['--detector', 'faster_rcnn', '--preset', 'demo'],
+        detector=['--detector', 'faster_rcnn', '--preset', 'seed000', '--width', '0.25',
+                  '--batchsize', '2', '--lr', '2e-3', '--roi-batchsize', '128',
+                  '--roi-positive-fraction', '0.5'] + SEED_DETECTOR_CPU,
         classifier=['--preset', 'seed000', '--model', 'resnet50'] + SEED_CLASSIFIER_SIZE),
+    # The family's demo preset: half-page patches at 256 px, anchors sized for characters.
     'd_retinanet_patches': dict(
         title='(d) RetinaNet on patches + Xception',
-        detector=['--detector', 'retinanet', '--preset', 'demo', '--patch-fraction', '0.5'],
+        detector=['--detector', 'retinanet', '--preset', 'demo'],
         classifier='b_retinanet_512'),
 }
 #: Iterations of the probe that measures a run's speed, and the iterations timed: from the
