@@ -36,6 +36,7 @@ class DetectorFamily:
         tta: Whether pages are recognised with adaptive-scale test-time augmentation by
             default (CenterNet, as the original; the fixed-size families of the second seed
             see a page at one size, as the seed did).
+        no_onnx: Why the family has no ONNX export (``None``: it has one).
     """
 
     name: str
@@ -45,6 +46,7 @@ class DetectorFamily:
     thresholds: dict
     training_module: str
     tta: bool = True
+    no_onnx: str = None
 
     def training(self):
         """The family's training module (``train_detector``, ``PRESETS``)."""
@@ -86,7 +88,9 @@ DETECTORS = {
                     'anchor_ratios': faster_rcnn.ANCHOR_RATIOS},
         thresholds={'default': faster_rcnn.SCORE_THRESHOLD,
                     'submission': faster_rcnn.SUBMISSION_SCORE_THRESHOLD},
-        training_module='kr.detector.faster_rcnn.training', tta=False),
+        training_module='kr.detector.faster_rcnn.training', tta=False,
+        no_onnx='onnx_chainer has no converter for RoIAlign nor for the proposal NMS, whose '
+                'output shapes depend on the data'),
     # The architecture, the input (whole page or patches) and the anchors: what
     # RetinaNetResNet needs to rebuild the run's network and to detect as it was trained.
     'retinanet': DetectorFamily(
@@ -98,7 +102,9 @@ DETECTORS = {
                     'head_norm': 'group', 'max_detections': 1200},
         thresholds={'default': retinanet.SCORE_THRESHOLD,
                     'submission': retinanet.SUBMISSION_SCORE_THRESHOLD},
-        training_module='kr.detector.retinanet.training', tta=False),
+        training_module='kr.detector.retinanet.training', tta=False,
+        no_onnx='its network has two outputs per pyramid level and kr.onnx exports a '
+                'detector of one output (onnx_chainer traces the network itself)'),
 }
 #: The family of runs whose args.json names none (written before the registry existed).
 DEFAULT_DETECTOR = 'centernet'

@@ -176,8 +176,15 @@ def export_detector(model, path: str, opset_version: int = OPSET_VERSION):
 
     Returns:
         ``onnx.ModelProto`` that was written.
+
+    Raises:
+        ValueError: A detector of no family, or of a family without an ONNX export
+            (:attr:`kr.detector.DetectorFamily.no_onnx` says why).
     """
-    detector_family(model)  # a known family, or a clear error before tracing
+    family = detector_family(model)  # a known family, or a clear error before tracing
+    if family.no_onnx:
+        raise ValueError('no ONNX export for {} detectors: {}; use the chainer backend'.format(
+            family.name, family.no_onnx))
     x = np.zeros((1, 3) + TRACE_SIZE, dtype=np.float32)
     return _export(model, x, path, DETECTOR_INPUT, DETECTOR_OUTPUT, {0: 'N', 2: 'H', 3: 'W'},
                    {0: 'N', 2: 'h', 3: 'w'}, opset_version)
