@@ -23,6 +23,7 @@ from kr import fileio
 from kr.classifier.registry import CLASSIFIERS
 from kr.detector.registry import detector_family
 from kr.functions import stock_kernels
+from kr.onnx.optimize import subpixel_transposed_convolutions
 from kr.runs import start_run
 from kr.runs import versions
 
@@ -149,13 +150,17 @@ def _save(model_proto, path: str) -> None:
 
 
 def _export(model, x, path: str, input_name: str, output_name: str, input_dims: dict,
-            output_dims: dict, opset_version: int, softmax: bool = False):
-    """Trace ``model(x)`` with the axes of ``input_dims`` dynamic, finish and save the graph."""
+            output_dims: dict, opset_version: int, softmax: bool = False,
+            subpixel: bool = False):
+    """Trace ``model(x)`` with the axes of ``input_dims`` dynamic, finish and save the graph
+    (with the transposed convolutions rewritten as sub-pixel convolutions when ``subpixel``)."""
     traced_output = 'logits' if softmax else output_name
     proto = _trace(model, x, input_name, traced_output, tuple(input_dims), opset_version)
     if softmax:
         proto = _append_softmax(proto, output_name)
     proto = _finish(proto, input_dims, output_dims)
+    if subpixel:
+        subpixel_transposed_convolutions(proto)
     _save(proto, path)
     return proto
 
@@ -167,7 +172,9 @@ def export_detector(model, path: str, opset_version: int = OPSET_VERSION):
     ``kr.datasets.normalize_image``, ``H`` and ``W`` any multiples of the family's
     ``size_multiple``; output :data:`DETECTOR_OUTPUT`, the raw network output of
     ``model.forward`` (CenterNet: ``(N, n_fg_class + 4, H / 4, W / 4)``, decoded by
-    ``kr.detector.centernet.decode``).
+    ``kr.detector.centernet.decode``). Its 4x4 stride-2 transposed convolutions are written
+    as sub-pixel convolutions (:mod:`kr.onnx.optimize`: the same values up to float
+    rounding, faster in ONNX Runtime).
 
     Args:
         model: The detector (on the CPU).
@@ -187,7 +194,7 @@ def export_detector(model, path: str, opset_version: int = OPSET_VERSION):
             family.name, family.no_onnx))
     x = np.zeros((1, 3) + TRACE_SIZE, dtype=np.float32)
     return _export(model, x, path, DETECTOR_INPUT, DETECTOR_OUTPUT, {0: 'N', 2: 'H', 3: 'W'},
-                   {0: 'N', 2: 'h', 3: 'w'}, opset_version)
+                   {0: 'N', 2: 'h', 3: 'w'}, opset_version, subpixel=True)
 
 
 def export_classifier(model, path: str, opset_version: int = OPSET_VERSION):

@@ -1,0 +1,130 @@
+"""Sub-pixel rewrite of the detector's transposed convolutions (kr.onnx.optimize)."""
+
+import collections
+
+import chainer.functions as F
+import numpy as np
+import pytest
+
+from kr.onnx.optimize import subpixel_kernels
+
+onnx = pytest.importorskip('onnx')
+pytest.importorskip('onnxruntime')
+
+from onnx import helper  # NOQA: E402
+from onnx import numpy_helper  # NOQA: E402
+from onnx import TensorProto  # NOQA: E402
+
+from kr.onnx import export_detector  # NOQA: E402
+from kr.onnx.optimize import subpixel_transposed_convolutions  # NOQA: E402
+from kr.onnx.runtime import make_session  # NOQA: E402
+
+#: float32 sums of 16 x C_in products taken in another order (C_in = 6 here, values of
+#: order 1): differences stay far below this; a wrong tap or phase gives differences of
+#: order 1.
+TOLERANCE = 1e-5
+
+
+def _subpixel_reference(x, kernels):
+    """The four 2x2 convolutions with their asymmetric pads, interleaved, in NumPy."""
+    n, _, h, w = x.shape
+    c_out = kernels[0, 0].shape[0]
+    y = np.zeros((n, c_out, 2 * h, 2 * w), np.float64)
+    for (a, b), k in kernels.items():
+        padded = np.pad(x, ((0, 0), (0, 0), (1 - a, a), (1 - b, b)))
+        conv = F.convolution_2d(padded, k).array
+        y[:, :, a::2, b::2] = conv
+    return y
+
+
+def test_subpixel_kernels_give_the_transposed_convolution():
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=(2, 6, 5, 7))
+    weight = rng.normal(size=(6, 3, 4, 4))
+    expected = F.deconvolution_2d(x, weight, stride=2, pad=1).array
+    kernels = subpixel_kernels(weight)
+    assert sorted(kernels) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert all(k.shape == (3, 6, 2, 2) for k in kernels.values())
+    np.testing.assert_allclose(_subpixel_reference(x, kernels), expected, rtol=0, atol=1e-12)
+    # phase (0, 0) reads kernel rows and columns 3 and 1, phase (1, 1) rows and columns 2 and 0
+    np.testing.assert_array_equal(kernels[0, 0][:, :, 0, 1], weight[:, :, 3, 1].T)
+    np.testing.assert_array_equal(kernels[1, 1][:, :, 1, 0], weight[:, :, 0, 2].T)
+
+
+def _graph(kernel=4, stride=2, pad=1, bias=True, extra_reader=False):
+    """x -> ConvTranspose -> BatchNormalization -> Relu -> y (and the BN output also read by
+    an Identity when ``extra_reader``)."""
+    rng = np.random.RandomState(1)
+    c_in, c_out = 6, 3
+    inits = [numpy_helper.from_array(rng.normal(size=(c_in, c_out, kernel, kernel))
+                                     .astype(np.float32), 'W')]
+    inputs = ['x', 'W']
+    if bias:
+        inits.append(numpy_helper.from_array(rng.normal(size=c_out).astype(np.float32), 'B'))
+        inputs.append('B')
+    for name, value in (('gamma', rng.uniform(0.5, 1.5, c_out)), ('beta', rng.normal(size=c_out)),
+                        ('mean', rng.normal(size=c_out)), ('var', rng.uniform(0.5, 2, c_out))):
+        inits.append(numpy_helper.from_array(value.astype(np.float32), name))
+    nodes = [helper.make_node('ConvTranspose', inputs, ['d'], kernel_shape=[kernel, kernel],
+                              strides=[stride, stride], pads=[pad] * 4),
+             helper.make_node('BatchNormalization', ['d', 'gamma', 'beta', 'mean', 'var'],
+                              ['bn'], epsilon=1e-3),
+             helper.make_node('Relu', ['bn'], ['y'])]
+    outputs = [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 3, 10, 14])]
+    if extra_reader:
+        nodes.append(helper.make_node('Identity', ['bn'], ['z']))
+        outputs.append(helper.make_tensor_value_info('z', TensorProto.FLOAT, [1, 3, 10, 14]))
+    graph = helper.make_graph(
+        nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, c_in, 5, 7])],
+        outputs, initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid('', 11)])
+
+
+def _run(model, tmp_path, name):
+    path = str(tmp_path / name)
+    onnx.save(model, path)
+    x = np.random.RandomState(2).normal(size=(1, 6, 5, 7)).astype(np.float32)
+    return make_session(path, threads=1).run(None, {'x': x})
+
+
+def _ops(model):
+    return collections.Counter(n.op_type for n in model.graph.node)
+
+
+@pytest.mark.parametrize('bias', [True, False])
+def test_rewrite_folds_batch_norm_and_relu_and_keeps_the_values(bias, tmp_path):
+    model = _graph(bias=bias)
+    expected = _run(model, tmp_path, 'before.onnx')[0]
+    assert subpixel_transposed_convolutions(model) == 1
+    assert _ops(model) == {'Conv': 4, 'Relu': 4, 'Concat': 1, 'DepthToSpace': 1}
+    assert {t.name for t in model.graph.initializer}.isdisjoint({'W', 'gamma', 'var'})
+    y = _run(model, tmp_path, 'after.onnx')[0]
+    assert y.shape == expected.shape == (1, 3, 10, 14)
+    assert (expected == 0).any() and (expected > 0).any()  # the ReLU matters
+    np.testing.assert_allclose(y, expected, rtol=0, atol=TOLERANCE)
+
+
+def test_rewrite_keeps_the_relu_when_its_input_is_read_elsewhere(tmp_path):
+    model = _graph(extra_reader=True)
+    expected = _run(model, tmp_path, 'before.onnx')
+    assert subpixel_transposed_convolutions(model) == 1
+    # the batch norm is folded; its output (now DepthToSpace's) still feeds both readers
+    assert _ops(model) == {'Conv': 4, 'Concat': 1, 'DepthToSpace': 1, 'Relu': 1, 'Identity': 1}
+    for y, e in zip(_run(model, tmp_path, 'after.onnx'), expected):
+        np.testing.assert_allclose(y, e, rtol=0, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize('kernel, stride, pad', [(3, 2, 1), (4, 1, 1), (4, 2, 0)])
+def test_other_transposed_convolutions_are_left_alone(kernel, stride, pad):
+    model = _graph(kernel, stride, pad)
+    before = model.SerializeToString()
+    assert subpixel_transposed_convolutions(model) == 0
+    assert model.SerializeToString() == before
+
+
+def test_exported_detector_has_no_transposed_convolution(detector, tmp_path):
+    ops = _ops(export_detector(detector, str(tmp_path / 'detector.onnx')))
+    # three up-blocks, each four 2x2 convolutions with their ReLUs and one DepthToSpace
+    assert 'ConvTranspose' not in ops
+    assert ops['DepthToSpace'] == 3
+    assert ops['Conv'] == 25 + 3 * 4
