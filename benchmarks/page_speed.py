@@ -46,11 +46,29 @@ N_CLASSES = 4787
 
 class FixedScaleTTA(AdaptiveScaleDetector):
     """Adaptive-scale TTA whose first pass always yields scale 1.0 (untrained weights find
-    nothing to measure); the same four passes as on a page of 35 px characters."""
+    nothing to measure); the same passes as on a page of 35 px characters."""
 
-    def adaptive_scale(self, image, score_threshold=None):
-        self.detector.detect(image, min_side=self.base_min_side, score_threshold=score_threshold)
+    def _scale(self, image, detections):
         return 1.0, True
+
+
+class TimedDetector:
+    """A detector whose ``detect`` calls are timed (``passes``: ``(network size, seconds)``)."""
+
+    def __init__(self, detector):
+        self.detector = detector
+        self.min_side = detector.min_side
+        self.passes = []
+
+    def network_size(self, height, width, min_side):
+        return self.detector.network_size(height, width, min_side)
+
+    def detect(self, image, min_side, score_threshold=None):
+        start = time.perf_counter()
+        out = self.detector.detect(image, min_side=min_side, score_threshold=score_threshold)
+        self.passes.append((self.network_size(image.shape[0], image.shape[1], min_side),
+                            time.perf_counter() - start))
+        return out
 
 
 class IndexMapping:
@@ -61,6 +79,16 @@ class IndexMapping:
 
     def index_to_char(self, index):
         return chr(0xE000 + int(index))
+
+
+def calibration(args):
+    """Calibration pages of the int8 detector: training pages of ``--data-dir``, else
+    synthetic pages of the benchmark size (other seeds than the timed page's)."""
+    from kr.onnx.quantize import CALIBRATION_PAGES
+    from kr.onnx.quantize import calibration_pages
+    if args.data_dir:
+        return calibration_pages(args.data_dir)
+    return [make_page(seed)[0] for seed in range(1, CALIBRATION_PAGES + 1)]
 
 
 def make_page(seed: int = 0):
@@ -76,15 +104,19 @@ def make_page(seed: int = 0):
 class PageRun:
     """One backend: detect with TTA (or stand-in boxes) and classify, timed apart."""
 
-    def __init__(self, detector, classifier, mapping, trained: bool, threshold: float):
+    def __init__(self, detector, classifier, mapping, trained: bool, threshold: float,
+                 first_min_side: int = None):
         self.recognizer = PageRecognizer(detector, classifier, mapping,
                                          detection_threshold=threshold,
                                          class_threshold=0.5 if trained else 0.0)
-        self.tta = (AdaptiveScaleDetector(detector) if trained else FixedScaleTTA(detector))
+        self.timed = TimedDetector(detector)
+        self.tta = (AdaptiveScaleDetector if trained else FixedScaleTTA)(
+            self.timed, first_min_side=first_min_side)
         self.trained = trained
         self.threshold = threshold
 
     def __call__(self, image, true_boxes):
+        self.timed.passes.clear()
         start = time.perf_counter()
         bboxes, scores = self.tta.detect(image, score_threshold=self.threshold)
         if not self.trained:
@@ -93,7 +125,8 @@ class PageRun:
         characters = self.recognizer.classify(image, bboxes, scores)
         end = time.perf_counter()
         return {'detect_s': middle - start, 'classify_s': end - middle,
-                'total_s': end - start, 'boxes': len(bboxes), 'characters': len(characters)}
+                'total_s': end - start, 'boxes': len(bboxes), 'characters': len(characters),
+                'passes': list(self.timed.passes)}
 
 
 def main(argv=None):
@@ -109,6 +142,11 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=None,
                    help='ONNX Runtime intra-op threads (default: the usable cores)')
     p.add_argument('--repeat', type=int, default=3, help='timed rounds (after a warm-up)')
+    p.add_argument('--first-pass-side', type=int, default=None,
+                   help="shorter side of the TTA's first pass (default: the detector's, 832)")
+    p.add_argument('--int8', action='store_true',
+                   help='ONNX Runtime: the int8 detector, calibrated on training pages of '
+                        '--data-dir (else on synthetic pages of the benchmark size)')
     args = p.parse_args(argv)
     if (args.detector is None) != (args.classifier is None):
         p.error('give both --detector and --classifier, or neither')
@@ -133,14 +171,16 @@ def main(argv=None):
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         if 'chainer' in args.backends:
-            runs['chainer'] = PageRun(detector, classifier, mapping, trained, threshold)
+            runs['chainer'] = PageRun(detector, classifier, mapping, trained, threshold,
+                                      args.first_pass_side)
         if 'onnxruntime' in args.backends:
             try:
                 from kr.onnx import export_models
                 from kr.onnx import load_onnx_models
-                export_models(detector, classifier, tmp)
+                export_models(detector, classifier, tmp,
+                              int8_calibration=calibration(args) if args.int8 else None)
                 runs['onnxruntime'] = PageRun(*load_onnx_models(tmp, threads=args.threads),
-                                              mapping, trained, threshold)
+                                              mapping, trained, threshold, args.first_pass_side)
             except ImportError as e:
                 print('# onnxruntime skipped: {} (pip install -e ".[onnx]")'.format(e))
         results = {name: [] for name in runs}
@@ -149,16 +189,26 @@ def main(argv=None):
                 result = run(image, true_boxes)
                 if round_:
                     results[name].append(result)
+    print('# first pass at shorter side {}; {} detector'.format(
+        args.first_pass_side or 'the standard (832)', 'int8' if args.int8 else 'float'))
     print('\n  {:<12} {:>9} {:>11} {:>9} {:>7} {:>11}'.format(
         'backend', 'detect s', 'classify s', 'total s', 'boxes', 'characters'))
     summary = []
     for name, rows in results.items():
-        row = {key: float(np.median([r[key] for r in rows])) for key in rows[0]}
+        row = {key: float(np.median([r[key] for r in rows])) for key in rows[0]
+               if key != 'passes'}
+        row['passes'] = [{'size': list(rows[0]['passes'][i][0]),
+                          'seconds': float(np.median([r['passes'][i][1] for r in rows]))}
+                         for i in range(len(rows[0]['passes']))]
         row['backend'] = name
         summary.append(row)
         print('  {:<12} {:9.2f} {:11.2f} {:9.2f} {:7d} {:11d}'.format(
             name, row['detect_s'], row['classify_s'], row['total_s'], int(row['boxes']),
             int(row['characters'])))
+    for row in summary:
+        print('  {} passes: {}'.format(row['backend'], ', '.join(
+            '{}x{} {:.2f} s'.format(p['size'][1], p['size'][0], p['seconds'])
+            for p in row['passes'])))
     print(json.dumps(summary))
 
 

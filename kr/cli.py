@@ -149,7 +149,33 @@ def recognizer_args(detection_threshold: str, class_threshold: float) -> argpars
     p.add_argument('--backend', choices=('chainer', 'onnxruntime'), default='chainer',
                    help='run the models with Chainer, or export them to ONNX and run them with '
                         'ONNX Runtime (CPU; needs the onnx extra) (default: %(default)s)')
+    first_pass_args(p)
+    p.add_argument('--int8', action='store_true',
+                   help='with --backend onnxruntime: run an int8 quantisation of the detector, '
+                        'calibrated on training pages of --data-dir')
     return p
+
+
+def first_pass_side(value: str) -> int:
+    """``--first-pass-side``: a positive number of pixels."""
+    try:
+        side = int(value)
+    except ValueError:
+        side = 0
+    if side < 1:
+        raise argparse.ArgumentTypeError(
+            'a positive number of pixels (the shorter side of the first pass), got {!r}'
+            .format(value))
+    return side
+
+
+def first_pass_args(p: argparse.ArgumentParser) -> None:
+    """``--first-pass-side`` (the shorter side of the TTA's scale-measuring pass)."""
+    p.add_argument('--first-pass-side', dest='first_min_side', type=first_pass_side,
+                   default=None, metavar='PX',
+                   help='shorter side of the adaptive-scale TTA\'s first pass, which only '
+                        'measures the characters (default: the detector\'s standard side, as '
+                        'the original; 512 is measured to be cheaper at no loss on the demo)')
 
 
 def recognizer_settings(args: argparse.Namespace, comm=None) -> dict:
@@ -158,6 +184,7 @@ def recognizer_settings(args: argparse.Namespace, comm=None) -> dict:
     becomes the rank's own GPU)."""
     threshold = args.detection_threshold
     return {'device': rank_device(args.device, comm), 'backend': args.backend, 'tta': args.tta,
+            'first_min_side': args.first_min_side, 'int8': args.int8,
             'class_threshold': args.class_threshold,
             'detection_threshold': (args.detection_threshold_name if threshold is None
                                     else threshold)}

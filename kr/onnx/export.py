@@ -31,6 +31,8 @@ from kr.runs import versions
 OPSET_VERSION = 11
 #: Files written by :func:`export_models`.
 DETECTOR_FILE = 'detector.onnx'
+#: The int8 detector written by :func:`export_models` when calibration pages are given.
+INT8_DETECTOR_FILE = 'detector.int8.onnx'
 CLASSIFIER_FILE = 'classifier.onnx'
 METADATA_FILE = 'onnx_models.json'
 #: Graph input and output names.
@@ -225,7 +227,7 @@ def classifier_name(model) -> str:
 
 
 def export_models(detector, classifier, out_dir: str, opset_version: int = OPSET_VERSION,
-                  run_record: dict = None) -> dict:
+                  run_record: dict = None, int8_calibration=None) -> dict:
     """Export both models and the metadata the ONNX Runtime backend needs.
 
     Writes ``<out_dir>/detector.onnx``, ``<out_dir>/classifier.onnx`` and
@@ -235,27 +237,55 @@ def export_models(detector, classifier, out_dir: str, opset_version: int = OPSET
     size multiple and standard shorter side, and the classifier's
     architecture, ``n_classes``, ``width`` and ``input_size``.
 
+    With ``int8_calibration`` the detector is also quantised to int8
+    (:func:`kr.onnx.quantize.quantize_detector`, calibrated on those pages at the
+    detector's standard size) into ``<out_dir>/detector.int8.onnx``, which the metadata
+    then names as the detector to run (the float one stays, as ``float_file``).
+
     Args:
         detector: :class:`~kr.detector.Res18UnetCenterNet` on the CPU.
         classifier: A classifier of ``kr.classifier`` on the CPU.
         out_dir: Output folder (created).
         opset_version: ONNX opset.
         run_record: Written as ``out_dir/args.json`` first.
+        int8_calibration: Pages (``(H, W, 3)`` uint8 or PIL) to calibrate an int8 detector
+            with, e.g. :func:`kr.onnx.quantize.calibration_pages` of the training data.
 
     Returns:
         dict: The metadata written.
+
+    Raises:
+        ValueError: ``int8_calibration`` without pages, or for a detector family without
+            ``network_size``.
     """
     import onnx
     family = detector_family(detector)
+    if int8_calibration is not None:
+        int8_calibration = list(int8_calibration)
+        if not int8_calibration:
+            raise ValueError('int8 quantisation needs at least one calibration page')
+        if not hasattr(detector, 'network_size'):
+            raise ValueError('int8 quantisation is for detectors that tell their network '
+                             'input size (network_size); the {} family does not'.format(
+                                 family.name))
     start_run(out_dir, run_record)
     export_detector(detector, os.path.join(out_dir, DETECTOR_FILE), opset_version)
+    quantization = None
+    if int8_calibration is not None:
+        from kr.onnx.quantize import calibration_inputs
+        from kr.onnx.quantize import quantize_detector
+        quantization = quantize_detector(os.path.join(out_dir, DETECTOR_FILE),
+                                         os.path.join(out_dir, INT8_DETECTOR_FILE),
+                                         calibration_inputs(detector, int8_calibration))
     cls_proto = export_classifier(classifier, os.path.join(out_dir, CLASSIFIER_FILE),
                                   opset_version)
     meta = {
         'format_version': METADATA_VERSION,
         'opset_version': opset_version,
         'detector': {
-            'file': DETECTOR_FILE,
+            'file': DETECTOR_FILE if quantization is None else INT8_DETECTOR_FILE,
+            'float_file': DETECTOR_FILE,
+            'quantization': quantization,
             'family': family.name,
             'input': DETECTOR_INPUT,
             'output': DETECTOR_OUTPUT,
