@@ -45,11 +45,14 @@ N_CLASSES = 4787
 
 
 class FixedScaleTTA(AdaptiveScaleDetector):
-    """Adaptive-scale TTA whose first pass always yields scale 1.0 (untrained weights find
-    nothing to measure); the same passes as on a page of 35 px characters."""
+    """Adaptive-scale TTA whose first pass always yields the scale ``fixed_scale``
+    (untrained weights find nothing to measure); at 1.0 the same passes as on a page of
+    35 px characters."""
+
+    fixed_scale = 1.0
 
     def _scale(self, image, detections):
-        return 1.0, True
+        return self.fixed_scale, True
 
 
 class TimedDetector:
@@ -105,18 +108,20 @@ class PageRun:
     """One backend: detect with TTA (or stand-in boxes) and classify, timed apart."""
 
     def __init__(self, detector, classifier, mapping, trained: bool, threshold: float,
-                 first_min_side: int = None):
+                 first_min_side: int = None, fixed_scale: float = 1.0):
         self.recognizer = PageRecognizer(detector, classifier, mapping,
                                          detection_threshold=threshold,
                                          class_threshold=0.5 if trained else 0.0)
         self.timed = TimedDetector(detector)
         self.tta = (AdaptiveScaleDetector if trained else FixedScaleTTA)(
             self.timed, first_min_side=first_min_side)
+        self.tta.fixed_scale = fixed_scale
         self.trained = trained
         self.threshold = threshold
 
     def __call__(self, image, true_boxes):
         self.timed.passes.clear()
+        cpu = time.process_time()
         start = time.perf_counter()
         bboxes, scores = self.tta.detect(image, score_threshold=self.threshold)
         if not self.trained:
@@ -125,7 +130,8 @@ class PageRun:
         characters = self.recognizer.classify(image, bboxes, scores)
         end = time.perf_counter()
         return {'detect_s': middle - start, 'classify_s': end - middle,
-                'total_s': end - start, 'boxes': len(bboxes), 'characters': len(characters),
+                'total_s': end - start, 'cpu_s': time.process_time() - cpu,
+                'boxes': len(bboxes), 'characters': len(characters),
                 'passes': list(self.timed.passes)}
 
 
@@ -144,6 +150,9 @@ def main(argv=None):
     p.add_argument('--repeat', type=int, default=3, help='timed rounds (after a warm-up)')
     p.add_argument('--first-pass-side', type=int, default=None,
                    help="shorter side of the TTA's first pass (default: the detector's, 832)")
+    p.add_argument('--fixed-scale', type=float, default=1.0,
+                   help='untrained weights: the adaptive scale to use (default: %(default)s; '
+                        'at 1.0 the middle TTA pass is the first pass and runs once)')
     p.add_argument('--int8', action='store_true',
                    help='ONNX Runtime: the int8 detector, calibrated on training pages of '
                         '--data-dir (else on synthetic pages of the benchmark size)')
@@ -166,13 +175,13 @@ def main(argv=None):
     image, true_boxes = make_page()
     print('# page {} x {} px, {} true characters; {} weights; {} cores, load average {:.2f}'
           .format(image.shape[1], image.shape[0], len(true_boxes),
-                  'trained' if trained else 'untrained (scale fixed at 1.0, true boxes '
+                  'trained' if trained else 'untrained (scale fixed, true boxes '
                   'classified)', len(os.sched_getaffinity(0)), os.getloadavg()[0]))
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         if 'chainer' in args.backends:
             runs['chainer'] = PageRun(detector, classifier, mapping, trained, threshold,
-                                      args.first_pass_side)
+                                      args.first_pass_side, args.fixed_scale)
         if 'onnxruntime' in args.backends:
             try:
                 from kr.onnx import export_models
@@ -180,7 +189,8 @@ def main(argv=None):
                 export_models(detector, classifier, tmp,
                               int8_calibration=calibration(args) if args.int8 else None)
                 runs['onnxruntime'] = PageRun(*load_onnx_models(tmp, threads=args.threads),
-                                              mapping, trained, threshold, args.first_pass_side)
+                                              mapping, trained, threshold, args.first_pass_side,
+                                              args.fixed_scale)
             except ImportError as e:
                 print('# onnxruntime skipped: {} (pip install -e ".[onnx]")'.format(e))
         results = {name: [] for name in runs}
@@ -189,10 +199,11 @@ def main(argv=None):
                 result = run(image, true_boxes)
                 if round_:
                     results[name].append(result)
-    print('# first pass at shorter side {}; {} detector'.format(
-        args.first_pass_side or 'the standard (832)', 'int8' if args.int8 else 'float'))
-    print('\n  {:<12} {:>9} {:>11} {:>9} {:>7} {:>11}'.format(
-        'backend', 'detect s', 'classify s', 'total s', 'boxes', 'characters'))
+    print('# first pass at shorter side {}; {} detector{}'.format(
+        args.first_pass_side or 'the standard (832)', 'int8' if args.int8 else 'float',
+        '' if trained else '; scale fixed at {}'.format(args.fixed_scale)))
+    print('\n  {:<12} {:>9} {:>11} {:>9} {:>7} {:>7} {:>11}'.format(
+        'backend', 'detect s', 'classify s', 'total s', 'CPU s', 'boxes', 'characters'))
     summary = []
     for name, rows in results.items():
         row = {key: float(np.median([r[key] for r in rows])) for key in rows[0]
@@ -202,9 +213,9 @@ def main(argv=None):
                          for i in range(len(rows[0]['passes']))]
         row['backend'] = name
         summary.append(row)
-        print('  {:<12} {:9.2f} {:11.2f} {:9.2f} {:7d} {:11d}'.format(
-            name, row['detect_s'], row['classify_s'], row['total_s'], int(row['boxes']),
-            int(row['characters'])))
+        print('  {:<12} {:9.2f} {:11.2f} {:9.2f} {:7.2f} {:7d} {:11d}'.format(
+            name, row['detect_s'], row['classify_s'], row['total_s'], row['cpu_s'],
+            int(row['boxes']), int(row['characters'])))
     for row in summary:
         print('  {} passes: {}'.format(row['backend'], ', '.join(
             '{}x{} {:.2f} s'.format(p['size'][1], p['size'][0], p['seconds'])

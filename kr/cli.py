@@ -149,7 +149,7 @@ def recognizer_args(detection_threshold: str, class_threshold: float) -> argpars
     p.add_argument('--backend', choices=('chainer', 'onnxruntime'), default='chainer',
                    help='run the models with Chainer, or export them to ONNX and run them with '
                         'ONNX Runtime (CPU; needs the onnx extra) (default: %(default)s)')
-    first_pass_args(p)
+    first_pass_args(p, "(default: the detector's standard side, as the original)")
     p.add_argument('--int8', action='store_true',
                    help='with --backend onnxruntime: run an int8 quantisation of the detector, '
                         'calibrated on training pages of --data-dir')
@@ -169,13 +169,13 @@ def first_pass_side(value: str) -> int:
     return side
 
 
-def first_pass_args(p: argparse.ArgumentParser) -> None:
-    """``--first-pass-side`` (the shorter side of the TTA's scale-measuring pass)."""
+def first_pass_args(p: argparse.ArgumentParser, default: str) -> None:
+    """``--first-pass-side`` (the shorter side of the TTA's scale-measuring pass), with the
+    ``default`` described."""
     p.add_argument('--first-pass-side', dest='first_min_side', type=first_pass_side,
                    default=None, metavar='PX',
-                   help='shorter side of the adaptive-scale TTA\'s first pass, which only '
-                        'measures the characters (default: the detector\'s standard side, as '
-                        'the original; 512 is measured to be cheaper at no loss on the demo)')
+                   help="shorter side of the adaptive-scale TTA's first pass, which only "
+                        'measures the characters; smaller is faster ' + default)
 
 
 def recognizer_settings(args: argparse.Namespace, comm=None) -> dict:
