@@ -2,6 +2,7 @@
 """Seconds to recognise one real-size page end to end: Chainer against ONNX Runtime.
 
     python benchmarks/page_speed.py                                   # untrained models
+    python benchmarks/page_speed.py --backends onnxruntime --int8      # the int8 detector
     python benchmarks/page_speed.py --detector results/detector/model_700.npz \\
         --classifier results/classifier/model_1000.npz --data-dir data/kuzushiji-recognition
 
@@ -11,13 +12,34 @@ through adaptive-scale TTA detection (a pass at shorter side 832, then three at 
 (cropping, resizing and the classifier), as ``kr.inference.PageRecognizer`` does, with the
 Chainer models (our CPU kernels) and with the same models exported to ONNX and run by
 ONNX Runtime. Prints the median seconds per page over ``--repeat`` rounds (the backends
-take turns; one warm-up round).
+take turns; one warm-up round), the process's CPU seconds (less disturbed by other jobs on
+the machine than the wall time; with ``--threads 1``, the work itself), and each detector
+pass with its network input and seconds.
 
 With trained weights (each beside its run's args.json) the page is recognised exactly as by
 ``PageRecognizer``. Untrained weights find nothing meaningful, so then the adaptive scale is
-fixed at 1.0 (the scale of pages whose characters already measure 35 px at shorter side
-832) and the page's true character boxes stand in for the detections: the work is that of
-a real page. Needs the onnx extra (``pip install -e ".[onnx]"``) for the ONNX Runtime row.
+fixed (``--fixed-scale``, default 1.0: the scale of pages whose characters already measure
+35 px at shorter side 832, where the middle TTA pass is the first pass and runs once; 0.9
+gives four passes) and the page's true character boxes stand in for the detections: the
+work is that of a real page. ``--int8`` runs the int8 detector (``kr.onnx.quantize``),
+``--first-pass-side`` a cheaper first pass. Needs the onnx extra (``pip install -e
+".[onnx]"``) for the ONNX Runtime row.
+
+Measured with the full-size untrained models (width-1.0 detector, MobileNetV3-Large), ONNX
+Runtime, on the 2-core machine while other jobs kept its load average at 9-11 (so the wall
+times are 2-4x an idle machine's; the CPU seconds of ``--threads 1`` are the steady
+figure), CPU seconds per page::
+
+    main before issue 10 item 6 (ConvTranspose, 4 passes at scale 1.0)     5.35
+    sub-pixel convolutions, first pass reused (scale 1.0, 3 passes)        3.61
+      the same at --fixed-scale 0.9 (4 passes)                             4.12
+    + --int8 (scale 1.0)                                                   1.79
+      the same at --fixed-scale 0.9                                        2.07
+    + --int8 --first-pass-side 640 / 512                                   2.05 / 1.95
+
+On an idle machine the first row took 2.85 s of wall time with 2 threads (0.53 of its
+1-thread CPU seconds), which puts the int8 rows at about 0.95 s (scale 1.0) and 1.1 s
+(scale 0.9): to be timed again on an idle machine.
 """
 
 import argparse

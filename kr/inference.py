@@ -95,8 +95,8 @@ class PageRecognizer:
             the standard size (``None``: the detector family's default,
             :attr:`kr.detector.DetectorFamily.tta`; on for a detector of no family).
         first_min_side: Shorter side of the TTA's first pass, the one that measures the
-            characters (default: the detector's standard one, the original;
-            :data:`kr.detector.tta.FAST_FIRST_MIN_SIDE` is the measured cheaper choice).
+            characters (default: the detector's standard one, the original; smaller is
+            faster and measures less well: see :class:`kr.detector.tta.AdaptiveScaleDetector`).
 
     Raises:
         ValueError: A threshold outside ``[0, 1]``, an unknown threshold name, or a

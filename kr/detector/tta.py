@@ -32,11 +32,6 @@ VOTING_IOU_THRESHOLD = 0.5
 #: Bounds of the adaptive scale, a guard against a first pass that found only specks (or
 #: huge blots), which would otherwise ask for an enormous (or tiny) network input.
 ADAPTIVE_SCALE_RANGE = (0.5, 2.0)
-#: A cheaper shorter side for the first pass (``first_min_side``), which only measures the
-#: mean character size: on the demo's test pages it gives the same F1 as the original's 832
-#: (the adaptive scale within a few percent of the full-resolution one) for 0.38 of its
-#: multiply-adds; measured with benchmarks/first_pass_scale.py (SPEC section 12).
-FAST_FIRST_MIN_SIDE = 512
 #: ``min_side`` meaning the wrapped detector's own standard size (``detector.min_side``).
 STANDARD_SIZE = 'standard'
 
@@ -158,8 +153,11 @@ class AdaptiveScaleDetector:
 
     ``first_min_side`` runs the first pass at another shorter side (the mean size is still
     expressed at ``base_min_side``): the pass only has to measure the characters, and a
-    smaller one costs less (see :data:`FAST_FIRST_MIN_SIDE`). The default is the
-    original's.
+    smaller one costs less, but a detector trained at the standard size measures them less
+    well there. With the demo's models (benchmarks/first_pass_scale.py) the scale found at
+    640 / 512 / 416 is off by 5 / 16 / 30 % (median over the synthetic test pages; 13 / 23 /
+    33 % on five real pages), a page or two then find nothing, and the demo F1 moves from
+    0.9013 to 0.9074 / 0.8953 / 0.7657. The default is the original's.
 
     Args:
         detector: Model with ``detect(image, min_side=..., score_threshold=...)``.
