@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument('--no-tta', dest='tta', action='store_false', default=None,
                     help='record one detection pass instead of adaptive-scale TTA (default: '
                          'the detector family\'s choice: TTA for CenterNet)')
-    first_pass_args(mk, "to record (default: the detector's standard side, as the original)")
+    first_pass_args(mk, "(recorded in the folder; default: the detector's standard side, "
+                        "as the original)")
     mk.add_argument('--int8', action='store_true',
                     help='with --onnx: also quantise the detector to int8, calibrated on '
                          'training pages of --data-dir; kr recognize --backend onnxruntime '

@@ -175,7 +175,8 @@ def first_pass_args(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument('--first-pass-side', dest='first_min_side', type=first_pass_side,
                    default=None, metavar='PX',
                    help="shorter side of the adaptive-scale TTA's first pass, which only "
-                        'measures the characters; smaller is faster ' + default)
+                        'measures the characters; smaller is faster and measures them less '
+                        'well ' + default)
 
 
 def recognizer_settings(args: argparse.Namespace, comm=None) -> dict:

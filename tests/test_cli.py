@@ -147,3 +147,19 @@ def test_add_settings_args_types_help_and_presets():
 def test_add_settings_args_refuses_an_unknown_preset():
     with pytest.raises(ValueError, match="unknown preset 'big' .*choose one of full, small"):
         _settings_parser('big')
+
+
+def test_recognizer_flags_first_pass_side_and_int8():
+    p = argparse.ArgumentParser(parents=[cli.recognizer_args('submission', 0.5),
+                                         cli.device_args()])
+    args = p.parse_args(['d.npz', 'c.npz', '--backend', 'onnxruntime', '--int8',
+                         '--first-pass-side', '640'])
+    settings = cli.recognizer_settings(args)
+    assert settings['first_min_side'] == 640 and settings['int8'] is True
+    settings = cli.recognizer_settings(p.parse_args(['d.npz', 'c.npz']))
+    assert settings['first_min_side'] is None and settings['int8'] is False
+    for bad in ('0', '-3', 'big'):
+        with pytest.raises(SystemExit):
+            p.parse_args(['d.npz', 'c.npz', '--first-pass-side', bad])
+    with pytest.raises(argparse.ArgumentTypeError, match="positive number of pixels.*'big'"):
+        cli.first_pass_side('big')
