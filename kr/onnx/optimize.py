@@ -1,5 +1,7 @@
-"""Graph rewrites of an exported detector that ONNX Runtime runs faster (SPEC section 12, the
-one-second page).
+"""Graph rewrites of the exported models that ONNX Runtime runs faster (SPEC section 12, the
+one-second page): sub-pixel convolutions for the detector's transposed convolutions, and for
+the classifier one ``HardSigmoid`` per hard sigmoid and no ``Expand`` before a broadcasting
+``Mul`` (:func:`hard_sigmoids`, :func:`drop_broadcasts`).
 
 ONNX Runtime's CPU ``ConvTranspose`` is a plain GEMM followed by col2im, without the blocked
 (NCHWc) kernels, fused batch norm and fused ReLU that its ``Conv`` gets: in the full-size
@@ -171,3 +173,150 @@ def subpixel_transposed_convolutions(model_proto):
     graph.initializer.extend(kept)
     onnx.checker.check_model(model_proto)
     return rewritten
+
+
+#: Hard sigmoid as Chainer's MobileNetV3 writes it (``clipped_relu(x + 3, 6) / 6``) and as
+#: one ONNX ``HardSigmoid`` (``clip(alpha x + beta, 0, 1)``).
+HARD_SIGMOID_SHIFT, HARD_SIGMOID_CLIP = 3.0, 6.0
+HARD_SIGMOID_ALPHA, HARD_SIGMOID_BETA = 1 / 6, 0.5
+
+
+def _constants(graph) -> dict:
+    """``{name: array}`` of the initializers and ``Constant`` node outputs."""
+    from onnx import numpy_helper
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == 'Constant':
+            a = _attributes(node)
+            if 'value' in a:
+                values[node.output[0]] = numpy_helper.to_array(a['value'])
+    return values
+
+
+def _consumers(graph) -> dict:
+    consumers = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    return consumers
+
+
+def _scalar(values: dict, name: str, expected: float) -> bool:
+    value = values.get(name)
+    return value is not None and value.size == 1 and np.isclose(float(value), expected,
+                                                                rtol=1e-6, atol=0)
+
+
+def _drop_unused(graph) -> None:
+    """Remove ``Constant`` nodes and initializers that nothing reads any more."""
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    kept = [n for n in graph.node if n.op_type != 'Constant' or n.output[0] in used]
+    del graph.node[:]
+    graph.node.extend(kept)
+    inits = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+
+
+def hard_sigmoids(model_proto) -> int:
+    """Write each ``Add(x, 3) -> Clip(0, 6) -> Mul(1/6)`` chain (Chainer's hard sigmoid, also
+    inside its hard swish) as one ``HardSigmoid``, in place: one elementwise pass over the
+    tensor instead of three (the same values up to float rounding: ``x / 6 + 0.5`` instead
+    of ``(x + 3) / 6``). Returns the number of chains rewritten."""
+    import onnx
+    from onnx import helper
+    graph = model_proto.graph
+    values, consumers = _constants(graph), _consumers(graph)
+    outputs = {o.name for o in graph.output}
+    replace, dropped = {}, set()
+    for add in graph.node:
+        if add.op_type != 'Add' or len(add.input) != 2:
+            continue
+        x, shift = ((add.input[0], add.input[1]) if add.input[1] in values
+                    else (add.input[1], add.input[0]))
+        if not _scalar(values, shift, HARD_SIGMOID_SHIFT):
+            continue
+        clip = _sole_consumer(add.output[0], consumers, 'Clip', outputs)
+        if clip is None or len(clip.input) != 3 or clip.input[0] != add.output[0] or not (
+                _scalar(values, clip.input[1], 0.0)
+                and _scalar(values, clip.input[2], HARD_SIGMOID_CLIP)):
+            continue
+        mul = _sole_consumer(clip.output[0], consumers, 'Mul', outputs)
+        if mul is None:
+            continue
+        scale = mul.input[1] if mul.input[0] == clip.output[0] else mul.input[0]
+        if not _scalar(values, scale, 1 / HARD_SIGMOID_CLIP):
+            continue
+        replace[id(add)] = helper.make_node(
+            'HardSigmoid', [x], [mul.output[0]], name=(mul.name or mul.output[0]) + '_hard',
+            alpha=HARD_SIGMOID_ALPHA, beta=HARD_SIGMOID_BETA)
+        dropped.update((id(clip), id(mul)))
+    if not replace:
+        return 0
+    nodes = [replace.get(id(n), n) for n in graph.node if id(n) not in dropped]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    _drop_unused(graph)
+    onnx.checker.check_model(model_proto)
+    return len(replace)
+
+
+#: Elementwise operators that broadcast their inputs (ONNX multidirectional broadcasting).
+BROADCASTING_OPS = ('Add', 'Sub', 'Mul', 'Div')
+
+
+def drop_broadcasts(model_proto) -> int:
+    """Remove each ``Expand`` that only feeds broadcasting elementwise operators whose other
+    input already has the expanded shape (the squeeze-excite scaling: ``(N, C, 1, 1)``
+    expanded to ``(N, C, H, W)`` before a ``Mul`` that broadcasts by itself), in place: the
+    same values, without writing the expanded tensor. Shapes come from ONNX shape
+    inference; an ``Expand`` whose shapes it cannot tell is kept. Returns the number removed.
+    """
+    import onnx
+    graph = model_proto.graph
+    values, consumers = _constants(graph), _consumers(graph)
+    inferred = onnx.shape_inference.infer_shapes(model_proto).graph
+    shapes = {}
+    for info in list(inferred.value_info) + list(inferred.input) + list(inferred.output):
+        dims = info.type.tensor_type.shape.dim
+        shapes[info.name] = [d.dim_value if d.HasField('dim_value') else d.dim_param
+                             for d in dims]
+    outputs = {o.name for o in graph.output}
+    rename, dropped = {}, set()
+    for node in graph.node:
+        if node.op_type != 'Expand' or node.input[1] not in values:
+            continue
+        target = [int(v) for v in np.asarray(values[node.input[1]]).reshape(-1)]
+        readers = consumers.get(node.output[0], [])
+        if node.output[0] in outputs or not readers:
+            continue
+        ok = True
+        for reader in readers:
+            others = [name for name in reader.input if name != node.output[0]]
+            if reader.op_type not in BROADCASTING_OPS or len(others) != 1:
+                ok = False
+                break
+            other = shapes.get(others[0])
+            # the other input covers the target on every axis (1 on the target's axes
+            # means Expand kept the input's own size there)
+            if other is None or len(other) != len(target) or any(
+                    t != 1 and o != t for t, o in zip(target, other)):
+                ok = False
+                break
+        source = shapes.get(node.input[0])
+        if not ok or source is None or len(source) != len(target):
+            continue
+        rename[node.output[0]] = node.input[0]
+        dropped.add(id(node))
+    if not dropped:
+        return 0
+    nodes = [n for n in graph.node if id(n) not in dropped]
+    for node in nodes:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    _drop_unused(graph)
+    onnx.checker.check_model(model_proto)
+    return len(dropped)

@@ -128,3 +128,92 @@ def test_exported_detector_has_no_transposed_convolution(detector, tmp_path):
     assert 'ConvTranspose' not in ops
     assert ops['DepthToSpace'] == 3
     assert ops['Conv'] == 25 + 3 * 4
+
+
+def _const(name, value):
+    return helper.make_node('Constant', [], [name],
+                            value=numpy_helper.from_array(np.asarray(value, np.float32), name))
+
+
+def _hard_swish_and_se_graph():
+    """x (N, 4, 3, 5) -> hard swish h; s = hard sigmoid of the channel means (N, 4),
+    unsqueezed, expanded to (1, 4, 3, 5) and multiplied with h (MobileNetV3's export)."""
+    nodes = [_const('three', 3.0), _const('zero', 0.0), _const('six', 6.0),
+             _const('sixth', 1 / 6),
+             helper.make_node('Add', ['x', 'three'], ['a']),
+             helper.make_node('Clip', ['a', 'zero', 'six'], ['c']),
+             helper.make_node('Mul', ['c', 'sixth'], ['hs']),
+             helper.make_node('Mul', ['x', 'hs'], ['h']),
+             helper.make_node('ReduceMean', ['h'], ['m'], axes=[2, 3], keepdims=0),
+             helper.make_node('Add', ['m', 'three'], ['a2']),
+             helper.make_node('Clip', ['a2', 'zero', 'six'], ['c2']),
+             helper.make_node('Mul', ['c2', 'sixth'], ['s']),
+             helper.make_node('Unsqueeze', ['s'], ['u'], axes=[2, 3]),
+             _const('shape', [1, 4, 3, 5]),
+             helper.make_node('Cast', ['shape'], ['shape64'], to=TensorProto.INT64),
+             helper.make_node('Expand', ['u', 'shape64'], ['e']),
+             helper.make_node('Mul', ['h', 'e'], ['y'])]
+    graph = helper.make_graph(
+        nodes, 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 4, 3, 5])],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 4, 3, 5])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid('', 11)])
+
+
+def test_hard_sigmoids_and_broadcasts_are_rewritten_with_the_same_values(tmp_path):
+    from kr.onnx.optimize import drop_broadcasts
+    from kr.onnx.optimize import hard_sigmoids
+    model = _hard_swish_and_se_graph()
+    x = np.random.RandomState(3).uniform(-5, 5, (2, 4, 3, 5)).astype(np.float32)
+
+    def run(name):
+        path = str(tmp_path / name)
+        onnx.save(model, path)
+        return make_session(path, threads=1).run(None, {'x': x})[0]
+
+    expected = run('before.onnx')
+    assert hard_sigmoids(model) == 2
+    assert drop_broadcasts(model) == 0     # the Expand's shape is not a constant here
+    ops = _ops(model)
+    assert ops['HardSigmoid'] == 2 and 'Clip' not in ops and 'Add' not in ops
+    np.testing.assert_allclose(run('hard.onnx'), expected, rtol=0, atol=1e-6)
+
+
+def _with_constant_shape(model, widen=False):
+    """The graph with the Expand's shape a Constant node of int64 (the export's form); with
+    ``widen`` the last Mul multiplies the expanded tensor with the (N, 4, 1, 1) one."""
+    graph = model.graph
+    # the export's form: the shape a Constant node of int64
+    nodes = [n for n in graph.node if n.output[0] not in ('shape', 'shape64')]
+    nodes.insert(0, helper.make_node('Constant', [], ['shape64'], value=numpy_helper.from_array(
+        np.array([1, 4, 3, 5], np.int64), 'shape64')))
+    if widen:
+        nodes[-1] = helper.make_node('Mul', ['u', 'e'], ['y'])
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
+
+
+def test_drop_broadcasts_removes_a_constant_expand(tmp_path):
+    from kr.onnx.optimize import drop_broadcasts
+    model = _with_constant_shape(_hard_swish_and_se_graph())
+    x = np.random.RandomState(4).uniform(-5, 5, (2, 4, 3, 5)).astype(np.float32)
+
+    def run(name):
+        path = str(tmp_path / name)
+        onnx.save(model, path)
+        return make_session(path, threads=1).run(None, {'x': x})[0]
+
+    expected = run('before.onnx')
+    assert drop_broadcasts(model) == 1
+    assert 'Expand' not in _ops(model)
+    assert not [n for n in model.graph.node if 'shape64' in n.output]   # unused constant gone
+    np.testing.assert_array_equal(run('after.onnx'), expected)
+    # an Expand that really widens what it is multiplied with is kept
+    model = _with_constant_shape(_hard_swish_and_se_graph(), widen=True)
+    assert drop_broadcasts(model) == 0 and 'Expand' in _ops(model)
+
+
+def test_exported_classifier_has_no_expand_and_fused_hard_sigmoids(classifier, tmp_path):
+    from kr.onnx import export_classifier
+    ops = _ops(export_classifier(classifier, str(tmp_path / 'classifier.onnx')))
+    assert 'Expand' not in ops and 'Clip' not in ops and ops['HardSigmoid'] > 0
