@@ -14,6 +14,8 @@ e.g. the first pass and the middle TTA pass of a page whose characters are alrea
 target size: the detections are the same, only the time is saved.
 """
 
+import numbers
+
 import chainer
 import numpy as np
 
@@ -181,7 +183,7 @@ class AdaptiveScaleDetector:
         self.target_size = target_size
         self.base_min_side = detector.min_side if base_min_side is None else base_min_side
         if first_min_side is not None and not (
-                isinstance(first_min_side, (int, float)) and first_min_side > 0):
+                isinstance(first_min_side, numbers.Real) and first_min_side > 0):
             raise ValueError("first_min_side (the first pass's shorter side) must be a "
                              'positive number of pixels, got {!r}'.format(first_min_side))
         self.first_min_side = (self.base_min_side if first_min_side is None

@@ -148,6 +148,7 @@ def test_first_pass_at_another_side_gives_the_same_scale():
     assert [c[0] for c in inner.calls] == pytest.approx(
         [416, 832 * 0.7 * 0.8, 832 * 0.7, 832 * 0.7 * 1.25])
     assert AdaptiveScaleDetector(inner).first_min_side == 832  # the original by default
+    assert AdaptiveScaleDetector(inner, first_min_side=np.int64(640)).first_min_side == 640
     for bad in (0, -5):
         with pytest.raises(ValueError, match=r'first_min_side .* got {}'.format(bad)):
             AdaptiveScaleDetector(inner, first_min_side=bad)
