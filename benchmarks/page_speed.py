@@ -26,20 +26,21 @@ work is that of a real page. ``--int8`` runs the int8 detector (``kr.onnx.quanti
 ".[onnx]"``) for the ONNX Runtime row.
 
 Measured with the full-size untrained models (width-1.0 detector, MobileNetV3-Large), ONNX
-Runtime, on the 2-core machine while other jobs kept its load average at 9-11 (so the wall
-times are 2-4x an idle machine's; the CPU seconds of ``--threads 1`` are the steady
-figure), CPU seconds per page::
+Runtime, ``--threads 1``, on the 2-core machine while other jobs kept its load average at
+6-12 (wall times 2-4x an idle machine's; CPU seconds steadier but also raised by the load,
+so the rows were run back to back, twice, against main's code). CPU seconds per page, the
+two rounds::
 
-    main before issue 10 item 6 (ConvTranspose, 4 passes at scale 1.0)     5.35
-    sub-pixel convolutions, first pass reused (scale 1.0, 3 passes)        3.61
-      the same at --fixed-scale 0.9 (4 passes)                             4.12
-    + --int8 (scale 1.0)                                                   1.79
-      the same at --fixed-scale 0.9                                        2.07
-    + --int8 --first-pass-side 640 / 512                                   2.05 / 1.95
+    main before issue 10 item 6 (ConvTranspose, 4 passes at scale 1.0)   5.93  6.62
+    float: sub-pixel convolutions, first pass reused, classifier rewrites 4.00  4.55
+    int8 detector (--int8), scale 1.0 (3 passes)                          1.83  1.87
+    int8 detector, --fixed-scale 0.9 (4 passes)                           2.17  2.12
 
-On an idle machine the first row took 2.85 s of wall time with 2 threads (0.53 of its
-1-thread CPU seconds), which puts the int8 rows at about 0.95 s (scale 1.0) and 1.1 s
-(scale 0.9): to be timed again on an idle machine.
+Earlier single runs, one after another: float at scale 1.0 3.61 and at 0.9 4.12 (before
+the classifier rewrites), int8 with ``--first-pass-side`` 640 / 512 2.05 / 1.95. On an idle
+machine main's row took 2.85 s of wall time with 2 threads; scaled by the ratios above,
+the int8 rows come to about 0.85 s (scale 1.0) and 1.0 s (scale 0.9), the float row to
+1.9 s: to be timed again on an idle machine.
 """
 
 import argparse
