@@ -159,30 +159,30 @@ def _hard_swish_and_se_graph():
     return helper.make_model(graph, opset_imports=[helper.make_opsetid('', 11)])
 
 
+def _run_x(model, x, tmp_path, name):
+    """Save ``model`` as ``name`` and run it on ``x`` (input ``'x'``)."""
+    path = str(tmp_path / name)
+    onnx.save(model, path)
+    return make_session(path, threads=1).run(None, {'x': x})[0]
+
+
 def test_hard_sigmoids_and_broadcasts_are_rewritten_with_the_same_values(tmp_path):
     from kr.onnx.optimize import drop_broadcasts
     from kr.onnx.optimize import hard_sigmoids
     model = _hard_swish_and_se_graph()
     x = np.random.RandomState(3).uniform(-5, 5, (2, 4, 3, 5)).astype(np.float32)
-
-    def run(name):
-        path = str(tmp_path / name)
-        onnx.save(model, path)
-        return make_session(path, threads=1).run(None, {'x': x})[0]
-
-    expected = run('before.onnx')
+    expected = _run_x(model, x, tmp_path, 'before.onnx')
     assert hard_sigmoids(model) == 2
     assert drop_broadcasts(model) == 0     # the Expand's shape is not a constant here
     ops = _ops(model)
     assert ops['HardSigmoid'] == 2 and 'Clip' not in ops and 'Add' not in ops
-    np.testing.assert_allclose(run('hard.onnx'), expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(_run_x(model, x, tmp_path, 'hard.onnx'), expected, rtol=0, atol=1e-6)
 
 
 def _with_constant_shape(model, widen=False):
     """The graph with the Expand's shape a Constant node of int64 (the export's form); with
     ``widen`` the last Mul multiplies the expanded tensor with the (N, 4, 1, 1) one."""
     graph = model.graph
-    # the export's form: the shape a Constant node of int64
     nodes = [n for n in graph.node if n.output[0] not in ('shape', 'shape64')]
     nodes.insert(0, helper.make_node('Constant', [], ['shape64'], value=numpy_helper.from_array(
         np.array([1, 4, 3, 5], np.int64), 'shape64')))
@@ -197,17 +197,11 @@ def test_drop_broadcasts_removes_a_constant_expand(tmp_path):
     from kr.onnx.optimize import drop_broadcasts
     model = _with_constant_shape(_hard_swish_and_se_graph())
     x = np.random.RandomState(4).uniform(-5, 5, (2, 4, 3, 5)).astype(np.float32)
-
-    def run(name):
-        path = str(tmp_path / name)
-        onnx.save(model, path)
-        return make_session(path, threads=1).run(None, {'x': x})[0]
-
-    expected = run('before.onnx')
+    expected = _run_x(model, x, tmp_path, 'before.onnx')
     assert drop_broadcasts(model) == 1
     assert 'Expand' not in _ops(model)
     assert not [n for n in model.graph.node if 'shape64' in n.output]   # unused constant gone
-    np.testing.assert_array_equal(run('after.onnx'), expected)
+    np.testing.assert_array_equal(_run_x(model, x, tmp_path, 'after.onnx'), expected)
     # an Expand that really widens what it is multiplied with is kept
     model = _with_constant_shape(_hard_swish_and_se_graph(), widen=True)
     assert drop_broadcasts(model) == 0 and 'Expand' in _ops(model)
