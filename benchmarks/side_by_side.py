@@ -236,8 +236,8 @@ def table(rows) -> str:
              '{:.2f}'.format(r['seconds_per_page'])] for r in rows]
     widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
     rule = ' '.join('=' * w for w in widths)
-    lines = [rule, ' '.join(h.ljust(w) for h, w in zip(header, widths)), rule]
-    lines += [' '.join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+    lines = [rule, ' '.join(h.ljust(w) for h, w in zip(header, widths)).rstrip(), rule]
+    lines += [' '.join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
     return '\n'.join(lines + [rule])
 
 
