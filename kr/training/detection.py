@@ -7,8 +7,31 @@ fold's val pages when there are any, the loss and mAP plots, and :func:`kr.train
 
 from kr.evaluation.detection_map import DetectionMapEvaluator
 from kr.training.assembler import loss_validation
+from kr.training.assembler import Schedule
 from kr.training.assembler import train
 from kr.training.assembler import Validation
+from kr.training.optimizers import OptimizerSpec
+
+
+def detector_run_settings(batchsize: int, epoch: int, iterations: int, optimizer: str,
+                          lr: float, weight_decay: float, grad_clip: float,
+                          snapshot_interval: int, eval_interval: int, log_interval: int):
+    """The optimizer spec and schedule of a detector run, from ``train_detector``'s common
+    settings (checked first, so a bad one is named before anything is built or read).
+
+    Returns:
+        tuple ``(OptimizerSpec, Schedule)``.
+
+    Raises:
+        ValueError: A batch size under 1, or neither a positive epoch count nor iterations.
+    """
+    if batchsize < 1:
+        raise ValueError('--batchsize must be at least 1, got {}'.format(batchsize))
+    if iterations is None and (epoch is None or epoch < 1):
+        raise ValueError('give a positive --epoch or --iterations')
+    return (OptimizerSpec(optimizer, lr, weight_decay=weight_decay, grad_clip=grad_clip),
+            Schedule.of(epoch, iterations, snapshot_interval=snapshot_interval,
+                        eval_interval=eval_interval, log_interval=log_interval))
 
 
 def train_detector_chain(chain, model, train_set, val_loss, val_map, out: str, optimizer,

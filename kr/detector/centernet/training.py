@@ -25,8 +25,7 @@ from kr.runs import seed_everything
 from kr.training.distributed import rank_seed
 from kr.training.distributed import shard
 from kr.training import check_resume
-from kr.training import OptimizerSpec
-from kr.training import Schedule
+from kr.training.detection import detector_run_settings
 from kr.training.detection import train_detector_chain
 
 logger = logging.getLogger(__name__)
@@ -204,13 +203,9 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
     if crop_size % 32 or crop_size <= 0:
         raise ValueError('--crop-size must be a positive multiple of 32, got {}'.format(
             crop_size))
-    if batchsize < 1:
-        raise ValueError('--batchsize must be at least 1, got {}'.format(batchsize))
-    if iterations is None and (epoch is None or epoch < 1):
-        raise ValueError('give a positive --epoch or --iterations')
-    spec = OptimizerSpec(optimizer, lr, weight_decay=weight_decay, grad_clip=grad_clip)
-    schedule = Schedule.of(epoch, iterations, snapshot_interval=snapshot_interval,
-                           eval_interval=eval_interval, log_interval=log_interval)
+    spec, schedule = detector_run_settings(batchsize, epoch, iterations, optimizer, lr,
+                                           weight_decay, grad_clip, snapshot_interval,
+                                           eval_interval, log_interval)
     check_resume(resume, comm)
 
     train_set, val_loss, val_map = make_datasets(data_dir, split_dir, cv_index, full_data,

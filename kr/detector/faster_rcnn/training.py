@@ -36,8 +36,7 @@ from kr.detector.fixed_size import make_page_datasets
 from kr.detector.fixed_size import PAGE_INPUT_SIZE
 from kr.runs import seed_everything
 from kr.training import check_resume
-from kr.training import OptimizerSpec
-from kr.training import Schedule
+from kr.training.detection import detector_run_settings
 from kr.training.detection import train_detector_chain
 from kr.training.distributed import rank_seed
 from kr.training.distributed import shard
@@ -227,19 +226,15 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
             snapshot is kept).
     """
     check_input_size(input_size)
-    if batchsize < 1:
-        raise ValueError('--batchsize must be at least 1, got {}'.format(batchsize))
+    spec, schedule = detector_run_settings(batchsize, epoch, iterations, optimizer, lr,
+                                           weight_decay, grad_clip, snapshot_interval,
+                                           eval_interval, log_interval)
     if not 0 < roi_positive_fraction <= 1:
         raise ValueError('--roi-positive-fraction must be in (0, 1], got {}'.format(
             roi_positive_fraction))
     if rpn_batchsize < 1 or roi_batchsize < 1:
         raise ValueError('--rpn-batchsize and --roi-batchsize must be at least 1, got {} and '
                          '{}'.format(rpn_batchsize, roi_batchsize))
-    if iterations is None and (epoch is None or epoch < 1):
-        raise ValueError('give a positive --epoch or --iterations')
-    spec = OptimizerSpec(optimizer, lr, weight_decay=weight_decay, grad_clip=grad_clip)
-    schedule = Schedule.of(epoch, iterations, snapshot_interval=snapshot_interval,
-                           eval_interval=eval_interval, log_interval=log_interval)
     check_resume(resume, comm)
     # The model first: it checks the architecture settings before any data is read.
     if seed is not None:
