@@ -40,11 +40,14 @@ extras_require = {
     # onnx_chainer (shipped in the chainer package) imports onnx.mapping, which onnx 1.19
     # removed; 1.18 is the first onnx with Python 3.13 wheels, and its models (IR version 11)
     # need onnxruntime>=1.23 (1.20-1.22 refuse them: "max supported IR version: 10"; 1.32
-    # passes kr's tests). onnx 1.16 / onnxruntime 1.19 stay where they have wheels.
+    # passes kr's tests). onnx 1.16 / onnxruntime 1.19 stay where they have wheels. The int8
+    # detector (kr.onnx.quantize) runs onnxruntime.quantization, which with onnx 1.18 imports
+    # ml_dtypes (not a dependency of either).
     'onnx': ['onnx>=1.16,<1.17; python_version<"3.13"',
              'onnxruntime>=1.19,<1.20; python_version<"3.13"',
              'onnx>=1.18,<1.19; python_version>="3.13"',
-             'onnxruntime>=1.23,<1.33; python_version>="3.13"'],
+             'onnxruntime>=1.23,<1.33; python_version>="3.13"',
+             'ml_dtypes>=0.4; python_version>="3.13"'],
     'dist': ['mpi4py>=3.1'],
     # chainer.testing.get_trainer_with_mock_updater imports the 'mock' backport.
     'test': ['pytest>=7.0', 'mock>=4.0'],

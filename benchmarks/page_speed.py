@@ -2,6 +2,7 @@
 """Seconds to recognise one real-size page end to end: Chainer against ONNX Runtime.
 
     python benchmarks/page_speed.py                                   # untrained models
+    python benchmarks/page_speed.py --backends onnxruntime --int8      # the int8 detector
     python benchmarks/page_speed.py --detector results/detector/model_700.npz \\
         --classifier results/classifier/model_1000.npz --data-dir data/kuzushiji-recognition
 
@@ -11,13 +12,35 @@ through adaptive-scale TTA detection (a pass at shorter side 832, then three at 
 (cropping, resizing and the classifier), as ``kr.inference.PageRecognizer`` does, with the
 Chainer models (our CPU kernels) and with the same models exported to ONNX and run by
 ONNX Runtime. Prints the median seconds per page over ``--repeat`` rounds (the backends
-take turns; one warm-up round).
+take turns; one warm-up round), the process's CPU seconds (less disturbed by other jobs on
+the machine than the wall time; with ``--threads 1``, the work itself), and each detector
+pass with its network input and seconds.
 
 With trained weights (each beside its run's args.json) the page is recognised exactly as by
 ``PageRecognizer``. Untrained weights find nothing meaningful, so then the adaptive scale is
-fixed at 1.0 (the scale of pages whose characters already measure 35 px at shorter side
-832) and the page's true character boxes stand in for the detections: the work is that of
-a real page. Needs the onnx extra (``pip install -e ".[onnx]"``) for the ONNX Runtime row.
+fixed (``--fixed-scale``, default 1.0: the scale of pages whose characters already measure
+35 px at shorter side 832, where the middle TTA pass is the first pass and runs once; 0.9
+gives four passes) and the page's true character boxes stand in for the detections: the
+work is that of a real page. ``--int8`` runs the int8 detector (``kr.onnx.quantize``),
+``--first-pass-side`` a cheaper first pass. Needs the onnx extra (``pip install -e
+".[onnx]"``) for the ONNX Runtime row.
+
+Measured with the full-size untrained models (width-1.0 detector, MobileNetV3-Large), ONNX
+Runtime, ``--threads 1``, on the 2-core machine while other jobs kept its load average at
+6-12 (wall times 2-4x an idle machine's; CPU seconds steadier but also raised by the load,
+so the rows were run back to back, twice, against main's code). CPU seconds per page, the
+two rounds::
+
+    main before issue 10 item 6 (ConvTranspose, 4 passes at scale 1.0)   5.93  6.62
+    float: sub-pixel convolutions, first pass reused, classifier rewrites 4.00  4.55
+    int8 detector (--int8), scale 1.0 (3 passes)                          1.83  1.87
+    int8 detector, --fixed-scale 0.9 (4 passes)                           2.17  2.12
+
+Earlier single runs, one after another: float at scale 1.0 3.61 and at 0.9 4.12 (before
+the classifier rewrites), int8 with ``--first-pass-side`` 640 / 512 2.05 / 1.95. On an idle
+machine main's row took 2.85 s of wall time with 2 threads; scaled by the ratios above,
+the int8 rows come to about 0.85 s (scale 1.0) and 1.0 s (scale 0.9), the float row to
+1.9 s: to be timed again on an idle machine.
 """
 
 import argparse
@@ -45,12 +68,33 @@ N_CLASSES = 4787
 
 
 class FixedScaleTTA(AdaptiveScaleDetector):
-    """Adaptive-scale TTA whose first pass always yields scale 1.0 (untrained weights find
-    nothing to measure); the same four passes as on a page of 35 px characters."""
+    """Adaptive-scale TTA whose first pass always yields the scale ``fixed_scale``
+    (untrained weights find nothing to measure); at 1.0 the same passes as on a page of
+    35 px characters."""
 
-    def adaptive_scale(self, image, score_threshold=None):
-        self.detector.detect(image, min_side=self.base_min_side, score_threshold=score_threshold)
-        return 1.0, True
+    fixed_scale = 1.0
+
+    def _scale(self, image, detections):
+        return self.fixed_scale, True
+
+
+class TimedDetector:
+    """A detector whose ``detect`` calls are timed (``passes``: ``(network size, seconds)``)."""
+
+    def __init__(self, detector):
+        self.detector = detector
+        self.min_side = detector.min_side
+        self.passes = []
+
+    def network_size(self, height, width, min_side):
+        return self.detector.network_size(height, width, min_side)
+
+    def detect(self, image, min_side, score_threshold=None):
+        start = time.perf_counter()
+        out = self.detector.detect(image, min_side=min_side, score_threshold=score_threshold)
+        self.passes.append((self.network_size(image.shape[0], image.shape[1], min_side),
+                            time.perf_counter() - start))
+        return out
 
 
 class IndexMapping:
@@ -61,6 +105,16 @@ class IndexMapping:
 
     def index_to_char(self, index):
         return chr(0xE000 + int(index))
+
+
+def calibration(args):
+    """Calibration pages of the int8 detector: training pages of ``--data-dir``, else
+    synthetic pages of the benchmark size (other seeds than the timed page's)."""
+    from kr.onnx.quantize import CALIBRATION_PAGES
+    from kr.onnx.quantize import calibration_pages
+    if args.data_dir:
+        return calibration_pages(args.data_dir)
+    return [make_page(seed)[0] for seed in range(1, CALIBRATION_PAGES + 1)]
 
 
 def make_page(seed: int = 0):
@@ -76,15 +130,21 @@ def make_page(seed: int = 0):
 class PageRun:
     """One backend: detect with TTA (or stand-in boxes) and classify, timed apart."""
 
-    def __init__(self, detector, classifier, mapping, trained: bool, threshold: float):
+    def __init__(self, detector, classifier, mapping, trained: bool, threshold: float,
+                 first_min_side: int = None, fixed_scale: float = 1.0):
         self.recognizer = PageRecognizer(detector, classifier, mapping,
                                          detection_threshold=threshold,
                                          class_threshold=0.5 if trained else 0.0)
-        self.tta = (AdaptiveScaleDetector(detector) if trained else FixedScaleTTA(detector))
+        self.timed = TimedDetector(detector)
+        self.tta = (AdaptiveScaleDetector if trained else FixedScaleTTA)(
+            self.timed, first_min_side=first_min_side)
+        self.tta.fixed_scale = fixed_scale
         self.trained = trained
         self.threshold = threshold
 
     def __call__(self, image, true_boxes):
+        self.timed.passes.clear()
+        cpu = time.process_time()
         start = time.perf_counter()
         bboxes, scores = self.tta.detect(image, score_threshold=self.threshold)
         if not self.trained:
@@ -93,7 +153,9 @@ class PageRun:
         characters = self.recognizer.classify(image, bboxes, scores)
         end = time.perf_counter()
         return {'detect_s': middle - start, 'classify_s': end - middle,
-                'total_s': end - start, 'boxes': len(bboxes), 'characters': len(characters)}
+                'total_s': end - start, 'cpu_s': time.process_time() - cpu,
+                'boxes': len(bboxes), 'characters': len(characters),
+                'passes': list(self.timed.passes)}
 
 
 def main(argv=None):
@@ -109,6 +171,14 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=None,
                    help='ONNX Runtime intra-op threads (default: the usable cores)')
     p.add_argument('--repeat', type=int, default=3, help='timed rounds (after a warm-up)')
+    p.add_argument('--first-pass-side', type=int, default=None,
+                   help="shorter side of the TTA's first pass (default: the detector's, 832)")
+    p.add_argument('--fixed-scale', type=float, default=1.0,
+                   help='untrained weights: the adaptive scale to use (default: %(default)s; '
+                        'at 1.0 the middle TTA pass is the first pass and runs once)')
+    p.add_argument('--int8', action='store_true',
+                   help='ONNX Runtime: the int8 detector, calibrated on training pages of '
+                        '--data-dir (else on synthetic pages of the benchmark size)')
     args = p.parse_args(argv)
     if (args.detector is None) != (args.classifier is None):
         p.error('give both --detector and --classifier, or neither')
@@ -128,19 +198,22 @@ def main(argv=None):
     image, true_boxes = make_page()
     print('# page {} x {} px, {} true characters; {} weights; {} cores, load average {:.2f}'
           .format(image.shape[1], image.shape[0], len(true_boxes),
-                  'trained' if trained else 'untrained (scale fixed at 1.0, true boxes '
+                  'trained' if trained else 'untrained (scale fixed, true boxes '
                   'classified)', len(os.sched_getaffinity(0)), os.getloadavg()[0]))
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         if 'chainer' in args.backends:
-            runs['chainer'] = PageRun(detector, classifier, mapping, trained, threshold)
+            runs['chainer'] = PageRun(detector, classifier, mapping, trained, threshold,
+                                      args.first_pass_side, args.fixed_scale)
         if 'onnxruntime' in args.backends:
             try:
                 from kr.onnx import export_models
                 from kr.onnx import load_onnx_models
-                export_models(detector, classifier, tmp)
+                export_models(detector, classifier, tmp,
+                              int8_calibration=calibration(args) if args.int8 else None)
                 runs['onnxruntime'] = PageRun(*load_onnx_models(tmp, threads=args.threads),
-                                              mapping, trained, threshold)
+                                              mapping, trained, threshold, args.first_pass_side,
+                                              args.fixed_scale)
             except ImportError as e:
                 print('# onnxruntime skipped: {} (pip install -e ".[onnx]")'.format(e))
         results = {name: [] for name in runs}
@@ -149,16 +222,27 @@ def main(argv=None):
                 result = run(image, true_boxes)
                 if round_:
                     results[name].append(result)
-    print('\n  {:<12} {:>9} {:>11} {:>9} {:>7} {:>11}'.format(
-        'backend', 'detect s', 'classify s', 'total s', 'boxes', 'characters'))
+    print('# first pass at shorter side {}; {} detector{}'.format(
+        args.first_pass_side or 'the standard (832)', 'int8' if args.int8 else 'float',
+        '' if trained else '; scale fixed at {}'.format(args.fixed_scale)))
+    print('\n  {:<12} {:>9} {:>11} {:>9} {:>7} {:>7} {:>11}'.format(
+        'backend', 'detect s', 'classify s', 'total s', 'CPU s', 'boxes', 'characters'))
     summary = []
     for name, rows in results.items():
-        row = {key: float(np.median([r[key] for r in rows])) for key in rows[0]}
+        row = {key: float(np.median([r[key] for r in rows])) for key in rows[0]
+               if key != 'passes'}
+        row['passes'] = [{'size': list(rows[0]['passes'][i][0]),
+                          'seconds': float(np.median([r['passes'][i][1] for r in rows]))}
+                         for i in range(len(rows[0]['passes']))]
         row['backend'] = name
         summary.append(row)
-        print('  {:<12} {:9.2f} {:11.2f} {:9.2f} {:7d} {:11d}'.format(
-            name, row['detect_s'], row['classify_s'], row['total_s'], int(row['boxes']),
-            int(row['characters'])))
+        print('  {:<12} {:9.2f} {:11.2f} {:9.2f} {:7.2f} {:7d} {:11d}'.format(
+            name, row['detect_s'], row['classify_s'], row['total_s'], row['cpu_s'],
+            int(row['boxes']), int(row['characters'])))
+    for row in summary:
+        print('  {} passes: {}'.format(row['backend'], ', '.join(
+            '{}x{} {:.2f} s'.format(p['size'][1], p['size'][0], p['seconds'])
+            for p in row['passes'])))
     print(json.dumps(summary))
 
 

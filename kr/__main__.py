@@ -14,6 +14,7 @@ import sys
 
 from kr.cli import communicator_args
 from kr.cli import device_args
+from kr.cli import first_pass_args
 from kr.cli import setup_logging
 
 logger = logging.getLogger('kr')
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="classifier probability threshold (default: the model folder's)")
     rec.add_argument('--no-tta', dest='tta', action='store_false', default=None,
                      help='one detection pass instead of adaptive-scale test-time augmentation')
+    first_pass_args(rec, "(default: the model folder's; else the detector's standard side)")
     rec.add_argument('--overwrite', action='store_true',
                      help='recognise pages whose files already exist again')
     rec.set_defaults(func=recognize)
@@ -132,8 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
                          'threshold; CenterNet: 0.57)')
     mk.add_argument('--class-threshold', type=float, default=None,
                     help='classifier probability threshold (default: 0.5)')
-    mk.add_argument('--no-tta', dest='tta', action='store_false',
-                    help='record one detection pass instead of adaptive-scale TTA')
+    mk.add_argument('--no-tta', dest='tta', action='store_false', default=None,
+                    help='record one detection pass instead of adaptive-scale TTA (default: '
+                         'the detector family\'s choice: TTA for CenterNet)')
+    first_pass_args(mk, "(recorded in the folder; default: the detector's standard side, "
+                        "as the original)")
+    mk.add_argument('--int8', action='store_true',
+                    help='with --onnx: also quantise the detector to int8, calibrated on '
+                         'training pages of --data-dir; kr recognize --backend onnxruntime '
+                         'then runs it')
     mk.add_argument('--overwrite', action='store_true', help='replace an existing --out')
     mk.set_defaults(func=make_model_folder)
     return parser
@@ -150,7 +159,8 @@ def recognize(args) -> int:
         recognizer = load_model_folder(
             args.model, backend=args.backend, device=None if args.device in (None, '-1') else
             rank_device(args.device, comm), detection_threshold=args.detection_threshold,
-            class_threshold=args.class_threshold, tta=args.tta)
+            class_threshold=args.class_threshold, tta=args.tta,
+            first_min_side=args.first_min_side)
         result = recognize_pages(recognizer, args.inputs, args.out, formats=args.formats,
                                  overwrite=args.overwrite, ruby=args.ruby, comm=comm)
     except (FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
@@ -182,7 +192,8 @@ def make_model_folder(args) -> int:
                                        else args.detection_threshold),
                   class_threshold=(CLASS_SCORE_THRESHOLD if args.class_threshold is None
                                    else args.class_threshold),
-                  tta=args.tta, overwrite=args.overwrite)
+                  tta=args.tta, first_min_side=args.first_min_side, int8=args.int8,
+                  overwrite=args.overwrite)
     print('model folder {}: {} detector, {} classes, detection threshold {}, class threshold '
           '{}{}'.format(args.out, record['detector_family'], record['classes'],
                         record['detection_threshold'], record['class_threshold'],

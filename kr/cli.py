@@ -7,8 +7,10 @@ library imports this module.
 """
 
 import argparse
+import inspect
 import logging
 import os
+import re
 import sys
 
 from kr.datasets.image import MAX_IMAGE_PIXELS
@@ -21,6 +23,7 @@ from kr.training.distributed import create_communicator
 from kr.training.distributed import LR_RULES
 from kr.training.distributed import rank_device
 from kr.runs import seed_everything
+from kr.training.presets import function_defaults
 from kr.training.presets import resolve_preset
 
 #: Where the real Kaggle data is unpacked (the original README's layout).
@@ -139,12 +142,41 @@ def recognizer_args(detection_threshold: str, class_threshold: float) -> argpars
     p.set_defaults(detection_threshold_name=detection_threshold)
     p.add_argument('--class-threshold', type=float, default=class_threshold,
                    help='classifier probability threshold (default: %(default)s)')
-    p.add_argument('--no-tta', dest='tta', action='store_false',
-                   help='one detection pass instead of adaptive-scale test-time augmentation')
+    p.add_argument('--no-tta', dest='tta', action='store_false', default=None,
+                   help='one detection pass instead of adaptive-scale test-time augmentation '
+                        '(default: the detector family\'s: TTA for CenterNet, one pass for '
+                        'the fixed-size families)')
     p.add_argument('--backend', choices=('chainer', 'onnxruntime'), default='chainer',
                    help='run the models with Chainer, or export them to ONNX and run them with '
                         'ONNX Runtime (CPU; needs the onnx extra) (default: %(default)s)')
+    first_pass_args(p, "(default: the detector's standard side, as the original)")
+    p.add_argument('--int8', action='store_true',
+                   help='with --backend onnxruntime: run an int8 quantisation of the detector, '
+                        'calibrated on training pages of --data-dir')
     return p
+
+
+def first_pass_side(value: str) -> int:
+    """``--first-pass-side``: a positive number of pixels."""
+    try:
+        side = int(value)
+    except ValueError:
+        side = 0
+    if side < 1:
+        raise argparse.ArgumentTypeError(
+            'a positive number of pixels (the shorter side of the first pass), got {!r}'
+            .format(value))
+    return side
+
+
+def first_pass_args(p: argparse.ArgumentParser, default: str) -> None:
+    """``--first-pass-side`` (the shorter side of the TTA's scale-measuring pass), with the
+    ``default`` described."""
+    p.add_argument('--first-pass-side', dest='first_min_side', type=first_pass_side,
+                   default=None, metavar='PX',
+                   help="shorter side of the adaptive-scale TTA's first pass, which only "
+                        'measures the characters; smaller is faster and measures them less '
+                        'well ' + default)
 
 
 def recognizer_settings(args: argparse.Namespace, comm=None) -> dict:
@@ -153,6 +185,7 @@ def recognizer_settings(args: argparse.Namespace, comm=None) -> dict:
     becomes the rank's own GPU)."""
     threshold = args.detection_threshold
     return {'device': rank_device(args.device, comm), 'backend': args.backend, 'tta': args.tta,
+            'first_min_side': args.first_min_side, 'int8': args.int8,
             'class_threshold': args.class_threshold,
             'detection_threshold': (args.detection_threshold_name if threshold is None
                                     else threshold)}
@@ -206,3 +239,87 @@ def preset_settings(func, presets: dict, args: argparse.Namespace) -> dict:
 
 #: Parameters of the training functions that are not settings of the run.
 _NOT_SETTINGS = ('run_record', 'comm')
+#: Annotation -> argparse type of the flags :func:`add_settings_args` makes.
+_FLAG_TYPES = {int: int, float: float, str: str}
+
+
+def docstring_args(func) -> dict:
+    """``{parameter: description}`` from the ``Args:`` section of ``func``'s docstring (the
+    Google style of this code base), each description on one line."""
+    doc = inspect.getdoc(func) or ''
+    out, name, inside = {}, None, False
+    for line in doc.splitlines():
+        if not inside:
+            inside = line.strip() == 'Args:'
+            continue
+        if line and not line.startswith(' '):
+            break
+        match = re.match(r'^    (\*{0,2}\w+)(?: \([^)]*\))?: ?(.*)$', line)
+        if match:
+            name = match.group(1).lstrip('*')
+            out[name] = match.group(2).strip()
+        elif name is not None and line.strip():
+            out[name] += ' ' + line.strip()
+    return out
+
+
+def _show(value) -> str:
+    return 'none' if value is None else str(value)
+
+
+def add_settings_args(parser: argparse.ArgumentParser, func, presets: dict, preset: str,
+                      title: str) -> None:
+    """Document every setting of a training function on ``parser``, for a preset.
+
+    Each keyword parameter of ``func`` without a flag on ``parser`` yet (and not one of
+    ``run_record``, ``comm``) gets ``--its-name`` in a group ``title``, typed by its
+    annotation (a ``bool`` becomes a switch), with its docstring description; the help of
+    every setting, those already on ``parser`` too, ends with its default and the value
+    ``preset`` gives it. Every flag defaults to ``None`` (not given), so
+    :func:`preset_settings` can tell an explicit value from the preset's.
+
+    Raises:
+        ValueError: An unknown preset (the choices are named).
+    """
+    if preset not in presets:
+        raise ValueError('unknown preset {!r} (--preset): choose one of {}'.format(
+            preset, ', '.join(sorted(presets))))
+    params = inspect.signature(func).parameters
+    defaults = function_defaults(func)
+    chosen = dict(defaults, **presets[preset])
+    docs = docstring_args(func)
+    existing = {}
+    for action in parser._actions:  # the first flag of a dest (not an alias such as --gpu)
+        existing.setdefault(action.dest, action)
+    group = None
+    for name, param in params.items():
+        if name in _NOT_SETTINGS or name not in defaults:
+            continue
+        differs = chosen[name] != defaults[name]
+        preset_part = 'preset {}: {}'.format(preset, _show(chosen[name]))
+        suffix = '(default: {}{})'.format(_show(defaults[name]),
+                                          '; ' + preset_part if differs else '')
+        if name in existing:
+            action = existing[name]
+            if action.help is argparse.SUPPRESS:
+                continue
+            if '(default' not in (action.help or ''):
+                action.help = '{} {}'.format(action.help or '', suffix).strip()
+            elif differs:
+                action.help = '{} ({})'.format(action.help, preset_part)
+            continue
+        if group is None:
+            group = parser.add_argument_group(title)
+        flag = '--' + name.replace('_', '-')
+        description = docs.get(name, '').replace('%', '%%')
+        help_text = '{} {}'.format(description, suffix).strip()
+        kind = param.annotation if param.annotation is not inspect.Parameter.empty \
+            else type(defaults[name])
+        if kind is bool:
+            group.add_argument(flag, dest=name, action='store_true', default=None,
+                               help=help_text)
+            group.add_argument('--no-' + flag[2:], dest=name, action='store_false',
+                               help=argparse.SUPPRESS)
+        else:
+            group.add_argument(flag, dest=name, type=_FLAG_TYPES.get(kind, str), default=None,
+                               help=help_text)

@@ -69,6 +69,15 @@ def onnx_backend(flag: str = '--backend onnxruntime', runtime: bool = True):
     return export_models, load_onnx_models
 
 
+def _family_tta(detector) -> bool:
+    """The TTA default of ``detector``'s family; the original's (on) for a detector of no
+    registered family (anything with ``detect`` and ``min_side`` serves)."""
+    try:
+        return detector_family(detector).tta
+    except ValueError:
+        return True
+
+
 class PageRecognizer:
     """Detect the characters of a page, then classify each one.
 
@@ -83,14 +92,20 @@ class PageRecognizer:
             ``'submission'``, SPEC section 6).
         class_threshold: Classifier probability under which a character is dropped.
         tta: Use adaptive-scale test-time augmentation (SPEC section 3); else one pass at
-            the standard size.
+            the standard size (``None``: the detector family's default,
+            :attr:`kr.detector.DetectorFamily.tta`; on for a detector of no family).
+        first_min_side: Shorter side of the TTA's first pass, the one that measures the
+            characters (default: the detector's standard one, the original; smaller is
+            faster and measures less well: see :class:`kr.detector.tta.AdaptiveScaleDetector`).
 
     Raises:
-        ValueError: A threshold outside ``[0, 1]`` or an unknown threshold name.
+        ValueError: A threshold outside ``[0, 1]``, an unknown threshold name, or a
+            ``first_min_side`` that is not a positive number.
     """
 
     def __init__(self, detector, classifier, mapping, detection_threshold='submission',
-                 class_threshold: float = CLASS_SCORE_THRESHOLD, tta: bool = True):
+                 class_threshold: float = CLASS_SCORE_THRESHOLD, tta: bool = None,
+                 first_min_side: int = None):
         detection_threshold, class_threshold = check_thresholds(
             lambda: detector_family(detector), detection_threshold, class_threshold)
         self.detector = detector
@@ -98,8 +113,12 @@ class PageRecognizer:
         self.mapping = mapping
         self.detection_threshold = detection_threshold
         self.class_threshold = class_threshold
-        self.tta = tta
-        self._detect = (AdaptiveScaleDetector(detector) if tta else ScaledDetector(detector))
+        if tta is None:
+            tta = _family_tta(detector)
+        self.tta = bool(tta)
+        self.first_min_side = first_min_side
+        self._detect = (AdaptiveScaleDetector(detector, first_min_side=first_min_side)
+                        if self.tta else ScaledDetector(detector))
 
     def detect(self, image):
         """``(bboxes (R, 4) float32 xyxy page pixels, scores (R,) float32)`` of a page."""
@@ -182,7 +201,7 @@ BACKENDS = ('chainer', 'onnxruntime')
 
 def load_recognizer(detector_path: str, classifier_path: str, data_dir: str = None,
                     device=None, backend: str = 'chainer', onnx_dir: str = None,
-                    **kwargs) -> PageRecognizer:
+                    int8: bool = False, **kwargs) -> PageRecognizer:
     """A :class:`PageRecognizer` from two training runs' weights.
 
     Args:
@@ -197,28 +216,38 @@ def load_recognizer(detector_path: str, classifier_path: str, data_dir: str = No
             sessions are built) and run by ONNX Runtime, which gives the same characters
             several times faster on a CPU.
         onnx_dir: Where to write the ONNX export (kept for reuse with script 10's loader).
-        **kwargs: Thresholds and ``tta`` of :class:`PageRecognizer`.
+        int8: Run an int8 quantisation of the detector (ONNX Runtime backend only;
+            :mod:`kr.onnx.quantize`), calibrated on training pages of ``data_dir``.
+        **kwargs: Thresholds, ``tta`` and ``first_min_side`` of :class:`PageRecognizer`.
 
     Raises:
         FileNotFoundError: A missing weight file, args.json or class table (named).
-        ValueError: Unknown backend, a class table that differs from the classifier's, or
-            weights that do not fit their args.json.
+        ValueError: Unknown backend, a class table that differs from the classifier's,
+            weights that do not fit their args.json, or ``int8`` without the ONNX Runtime
+            backend or without ``data_dir``.
         ImportError: ``onnxruntime`` without the onnx extra (the install is named).
     """
     if backend not in BACKENDS:
         raise ValueError('unknown backend {!r}: choose one of {}'.format(
             backend, ', '.join(BACKENDS)))
+    if int8 and (backend != 'onnxruntime' or data_dir is None):
+        raise ValueError('--int8 quantises the ONNX Runtime detector with calibration pages: '
+                         'it needs --backend onnxruntime and --data-dir')
     detector = load_detector(detector_path)
     classifier = load_classifier(classifier_path)
     mapping = load_class_table(classifier_path, data_dir)
     if backend == 'onnxruntime':
         export_models, load_onnx_models = onnx_backend()
+        export = {}
+        if int8:
+            from kr.onnx.quantize import calibration_pages
+            export['int8_calibration'] = calibration_pages(data_dir)
         if onnx_dir is not None:
-            export_models(detector, classifier, onnx_dir)
+            export_models(detector, classifier, onnx_dir, **export)
             detector, classifier = load_onnx_models(onnx_dir)
         else:
             with tempfile.TemporaryDirectory(prefix='kr-onnx-') as tmp:
-                export_models(detector, classifier, tmp)
+                export_models(detector, classifier, tmp, **export)
                 detector, classifier = load_onnx_models(tmp)
     elif device is not None:
         device = get_device(device)

@@ -58,7 +58,8 @@ def _copy_run(model_path: str, out: str, what: str) -> str:
 
 def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: bool = False,
                       data_dir: str = None, detection_threshold=DEFAULT_DETECTION_THRESHOLD,
-                      class_threshold: float = CLASS_SCORE_THRESHOLD, tta: bool = True,
+                      class_threshold: float = CLASS_SCORE_THRESHOLD, tta: bool = None,
+                      first_min_side: int = None, int8: bool = False,
                       overwrite: bool = False) -> dict:
     """Build a model folder (see the module doc) whole or not at all.
 
@@ -74,7 +75,13 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
         detection_threshold: A probability, or the name of one of the detector family's
             calibrated thresholds (``'default'``, ``'submission'``).
         class_threshold: Classifier probability under which a character is dropped.
-        tta: Whether recognition uses adaptive-scale test-time augmentation.
+        tta: Whether recognition uses adaptive-scale test-time augmentation (``None``: the
+            detector family's default).
+        first_min_side: Shorter side of the TTA's first pass (``None``: the detector's
+            standard one, the original; see :class:`kr.detector.tta.AdaptiveScaleDetector`).
+        int8: With ``onnx``, also quantise the detector to int8 (:mod:`kr.onnx.quantize`),
+            calibrated on training pages of ``data_dir``; the ONNX Runtime backend then
+            runs it.
         overwrite: Replace an existing ``out``.
 
     Returns:
@@ -83,9 +90,13 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
     Raises:
         FileNotFoundError: A weight file, args.json or class table is missing (named).
         FileExistsError: ``out`` exists and ``overwrite`` is false.
-        ValueError: A bad threshold, or class tables that differ.
+        ValueError: A bad threshold, class tables that differ, or ``int8`` without
+            ``onnx`` and ``data_dir``.
         ImportError: ``onnx`` without the onnx extra.
     """
+    if int8 and not (onnx and data_dir):
+        raise ValueError('--int8 quantises the ONNX detector with training pages: it needs '
+                         '--onnx and --data-dir')
     family = detector_family(read_run_args(detector_path, what='detector').get('detector')
                              or DEFAULT_DETECTOR)
     detection_threshold, class_threshold = check_thresholds(
@@ -101,7 +112,12 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
             export_models, _ = onnx_backend('--onnx', runtime=False)
             from kr.classifier.registry import load_classifier
             from kr.detector.registry import load_detector
-            export_models(load_detector(det), load_classifier(clf), os.path.join(tmp, ONNX_DIR))
+            calibration = None
+            if int8:
+                from kr.onnx.quantize import calibration_pages
+                calibration = calibration_pages(data_dir)
+            export_models(load_detector(det), load_classifier(clf), os.path.join(tmp, ONNX_DIR),
+                          int8_calibration=calibration)
         record = {
             'format_version': MODEL_FOLDER_VERSION,
             'detector': os.path.join(DETECTOR_DIR, os.path.basename(det)),
@@ -110,7 +126,9 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
             'detector_family': family.name,
             'detection_threshold': float(detection_threshold),
             'class_threshold': float(class_threshold),
-            'tta': bool(tta),
+            'tta': bool(family.tta if tta is None else tta),
+            'first_min_side': first_min_side,
+            'int8': bool(int8),
             'classes': len(mapping),
             'made_from': {'detector': os.path.abspath(detector_path),
                           'classifier': os.path.abspath(classifier_path)},
@@ -150,8 +168,8 @@ def load_model_folder(path: str, backend: str = 'chainer', device=None,
         backend: ``'chainer'`` or ``'onnxruntime'`` (the folder's ONNX files when it has
             them, else the models are exported on the fly).
         device: Chainer device (``-1``, ``0``, ``'@cupy:0'``); Chainer backend only.
-        **overrides: ``detection_threshold``, ``class_threshold`` or ``tta`` instead of the
-            folder's.
+        **overrides: ``detection_threshold``, ``class_threshold``, ``tta`` or
+            ``first_min_side`` instead of the folder's.
 
     Raises:
         FileNotFoundError: Not a model folder, or a file of it is missing (named).
@@ -162,7 +180,8 @@ def load_model_folder(path: str, backend: str = 'chainer', device=None,
             backend, ', '.join(BACKENDS)))
     record = read_model_folder(path)
     settings = {'detection_threshold': record['detection_threshold'],
-                'class_threshold': record['class_threshold'], 'tta': record['tta']}
+                'class_threshold': record['class_threshold'], 'tta': record['tta'],
+                'first_min_side': record.get('first_min_side')}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if backend == 'onnxruntime' and record.get('onnx'):
         _, load_onnx_models = onnx_backend()

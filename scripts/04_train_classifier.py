@@ -4,8 +4,10 @@
     python scripts/04_train_classifier.py --gpu 0 --out results/classifier --full-data
     python scripts/04_train_classifier.py --preset demo --out results/classifier-demo
 
-``--preset full`` (the default) is the SPEC's schedule; ``--preset demo`` is sized for a CPU.
-Options given explicitly override the preset. Writes ``args.json`` (with ``n_classes``, so
+``--preset full`` (the default) is the SPEC's schedule; ``--preset demo`` is sized for a CPU;
+``--preset seed000`` is the second seed's recipe (Xception, or ``--model resnet50``, without
+augmentation or class balancing; SPEC section 11). Options given explicitly override the
+preset. Writes ``args.json`` (with ``n_classes``, so
 ``kr.classifier.load_classifier`` can rebuild the model), the class table it was trained
 with (``unicode_translation.csv``), logs, plots, snapshots, model snapshots and
 ``model_final.npz`` to ``--out``.
@@ -29,7 +31,8 @@ def parse_args(argv=None):
     p.add_argument('--crop-dir', default=None,
                    help='crops of scripts/02_crop_characters.py (default: <data-dir>-crops)')
     p.add_argument('--model', choices=sorted(CLASSIFIERS),
-                   help='architecture (full preset: mobilenetv3, the original\'s; demo: resnet18)')
+                   help='architecture (full preset: mobilenetv3, the original\'s; demo: resnet18; '
+                        'seed000: xception, or resnet50, the second seed\'s two)')
     p.add_argument('--preset', choices=sorted(training.PRESETS), default='full',
                    help='settings for the options below left unset (default: %(default)s)')
     p.add_argument('--epoch', type=int, help='epochs of --epoch-size crops')
@@ -44,7 +47,9 @@ def parse_args(argv=None):
                    help="nesterov (the original's) or adam (--lr is then its alpha)")
     p.add_argument('--input-size', type=int, help='crop side in pixels')
     p.add_argument('--width', type=float, help='channel multiplier of the network')
-    p.add_argument('--sampler', choices=SAMPLERS, default='random')
+    p.add_argument('--sampler', choices=SAMPLERS,
+                   help='order of the training crops: random (uniform over crops) or balanced '
+                        '(default: random)')
     p.add_argument('--full-data', action='store_true',
                    help='train on all labelled pages (validation then overlaps training)')
     p.add_argument('--cv-index', type=int, default=0)

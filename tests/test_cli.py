@@ -3,6 +3,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from kr import cli
 
@@ -83,3 +84,82 @@ def test_progress_logs_without_terminal(caplog):
     caplog.set_level(logging.INFO, logger='kr.progress')
     assert list(progress(range(10), desc='pages', log_every=5)) == list(range(10))
     assert [r.getMessage().split(' (')[0] for r in caplog.records] == ['pages 5/10', 'pages 10/10']
+
+
+def _training_function(data_dir: str, out: str, width: float = 1.0, crop_size: int = 416,
+                       full_data: bool = False, optimizer: str = 'nesterov',
+                       iterations: int = None, comm=None, run_record: dict = None):
+    """Train something.
+
+    Args:
+        data_dir: Data.
+        out: Output folder.
+        width: Channel multiplier of
+            the network (100% = the original).
+        crop_size: Crop side.
+        full_data: Train on everything.
+        optimizer: Optimizer.
+        iterations: Length.
+        comm: A communicator.
+        run_record: The record.
+
+    Returns:
+        Nothing useful.
+    """
+
+
+def test_docstring_args_joins_continued_lines():
+    docs = cli.docstring_args(_training_function)
+    assert docs['width'] == 'Channel multiplier of the network (100% = the original).'
+    assert docs['run_record'] == 'The record.'
+    assert 'Returns' not in ' '.join(docs) and len(docs) == 9
+
+
+def _settings_parser(preset):
+    p = argparse.ArgumentParser()
+    p.add_argument('--optimizer', help='optimizer')
+    p.add_argument('--out', default='x', help='output folder (default: %(default)s)')
+    presets = {'full': {}, 'small': {'width': 0.25, 'optimizer': 'adam', 'iterations': 10}}
+    cli.add_settings_args(p, _training_function, presets, preset, 'thing settings')
+    return p
+
+
+def test_add_settings_args_types_help_and_presets():
+    p = _settings_parser('small')
+    help_text = ' '.join(p.format_help().split())
+    assert ('--width WIDTH Channel multiplier of the network (100% = the original). '
+            '(default: 1.0; preset small: 0.25)') in help_text
+    assert '--crop-size CROP_SIZE Crop side. (default: 416)' in help_text
+    # a flag the script wrote itself keeps its help and gains the preset's value
+    assert 'optimizer (default: nesterov; preset small: adam)' in help_text
+    assert 'output folder (default: x)' in help_text and '--comm' not in help_text
+    assert '--run-record' not in help_text and '--data-dir' not in help_text
+    args = p.parse_args(['--crop-size', '64', '--full-data'])
+    assert (args.crop_size, args.full_data, args.width, args.iterations) == (64, True, None,
+                                                                            None)
+    assert p.parse_args([]).full_data is None
+    assert p.parse_args(['--no-full-data']).full_data is False
+    settings = cli.preset_settings(_training_function, {'full': {}, 'small': {'width': 0.25}},
+                                   argparse.Namespace(preset='small', **vars(args)))
+    assert (settings['width'], settings['crop_size'], settings['full_data']) == (0.25, 64, True)
+
+
+def test_add_settings_args_refuses_an_unknown_preset():
+    with pytest.raises(ValueError, match="unknown preset 'big' .*choose one of full, small"):
+        _settings_parser('big')
+
+
+def test_recognizer_flags_first_pass_side_and_int8():
+    p = argparse.ArgumentParser(parents=[cli.recognizer_args('submission', 0.5),
+                                         cli.device_args()])
+    args = p.parse_args(['d.npz', 'c.npz', '--backend', 'onnxruntime', '--int8',
+                         '--first-pass-side', '640'])
+    settings = cli.recognizer_settings(args)
+    assert settings['first_min_side'] == 640 and settings['int8'] is True
+    settings = cli.recognizer_settings(p.parse_args(['d.npz', 'c.npz']))
+    assert settings['first_min_side'] is None and settings['int8'] is False
+    for bad in ('0', '-3', 'big'):
+        with pytest.raises(SystemExit):
+            p.parse_args(['d.npz', 'c.npz', '--first-pass-side', bad])
+    with pytest.raises(argparse.ArgumentTypeError, match="positive number of pixels.*'big'"):
+        cli.first_pass_side('big')

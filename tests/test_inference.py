@@ -168,3 +168,29 @@ def test_onnxruntime_backend_gives_the_same_characters(tmp_path):
     assert os.path.isfile(str(tmp_path / 'onnx' / 'detector.onnx'))
     with pytest.raises(ValueError, match="unknown backend 'tvm'"):
         load_recognizer(*paths, backend='tvm')
+
+
+def test_tta_defaults_to_the_detector_family(monkeypatch):
+    import dataclasses
+    from kr.detector import DETECTORS
+    from kr.detector.tta import AdaptiveScaleDetector
+    from kr.detector.tta import ScaledDetector
+
+    class OneSizeDetector(FakeDetector):
+        pass
+
+    family = dataclasses.replace(DETECTORS['centernet'], name='one_size',
+                                 inference=OneSizeDetector, tta=False)
+    monkeypatch.setitem(DETECTORS, 'one_size', family)
+    clf = FakeClassifier([], [])
+    one_size = OneSizeDetector([], [])
+    assert DETECTORS['centernet'].tta is True
+    rec = PageRecognizer(one_size, clf, FakeMapping(), detection_threshold=0.5)
+    assert rec.tta is False and type(rec._detect) is ScaledDetector
+    rec = PageRecognizer(one_size, clf, FakeMapping(), detection_threshold=0.5, tta=True)
+    assert rec.tta is True and type(rec._detect) is AdaptiveScaleDetector
+    rec = PageRecognizer(Res18UnetCenterNet(width=0.125), clf, FakeMapping())
+    assert rec.tta is True and type(rec._detect) is AdaptiveScaleDetector
+    # a detector of no family gets the original's TTA
+    assert PageRecognizer(FakeDetector([], []), clf, FakeMapping(),
+                          detection_threshold=0.5).tta is True

@@ -96,3 +96,45 @@ def test_onnx_files_serve_the_onnxruntime_backend(tmp_path):
     assert ort.detection_threshold == 0.2 and not ort.tta
     got = ort.recognize(page)
     assert len(ref) > 0 and abs(len(got) - len(ref)) <= max(1, len(ref) // 100)
+
+
+def test_first_pass_side_is_recorded_and_can_be_overridden(tmp_path):
+    out = tiny_model_folder(str(tmp_path), tta=True, first_min_side=512)
+    record = read_model_folder(out)
+    assert record['first_min_side'] == 512 and record['int8'] is False
+    assert load_model_folder(out)._detect.first_min_side == 512
+    assert load_model_folder(out, first_min_side=320)._detect.first_min_side == 320
+    # a folder without the key (made before it existed) runs the original's first pass
+    meta = os.path.join(out, 'model.json')
+    with open(meta) as f:
+        record = json.load(f)
+    del record['first_min_side']
+    with open(meta, 'w') as f:
+        json.dump(record, f)
+    assert load_model_folder(out)._detect.first_min_side == 832
+
+
+def test_int8_needs_onnx_and_calibration_data(tmp_path):
+    det, clf = tiny_runs(str(tmp_path / 'runs'))
+    for kwargs in ({'int8': True}, {'int8': True, 'onnx': True},
+                   {'int8': True, 'data_dir': str(tmp_path)}):
+        with pytest.raises(ValueError, match='needs --onnx and --data-dir'):
+            make_model_folder(det, clf, str(tmp_path / 'm'), **kwargs)
+    assert not os.path.exists(str(tmp_path / 'm'))
+
+
+def test_int8_folder_runs_the_quantised_detector(tmp_path, tiny_kaggle_dir):
+    pytest.importorskip('onnxruntime')
+    import shutil
+    det, clf = tiny_runs(str(tmp_path / 'runs'))
+    # the training pages of the tiny set, with the tiny classifier's class table
+    data_dir = str(tmp_path / 'data')
+    shutil.copytree(tiny_kaggle_dir['data_dir'], data_dir)
+    with open(os.path.join(data_dir, 'unicode_translation.csv'), 'w', encoding='utf-8') as f:
+        f.write(CLASS_TABLE)
+    out = str(tmp_path / 'model')
+    record = make_model_folder(det, clf, out, onnx=True, int8=True, data_dir=data_dir)
+    assert record['int8'] is True
+    assert 'detector.int8.onnx' in os.listdir(os.path.join(out, 'onnx'))
+    rec = load_model_folder(out, backend='onnxruntime')
+    assert rec.detector.path == os.path.join(out, 'onnx', 'detector.int8.onnx')

@@ -68,6 +68,12 @@ PRESETS = {
         'input_size': 32, 'width': 0.25, 'snapshot_interval': 24, 'eval_interval': 8,
         'val_samples': 2000, 'log_interval': 10, 'augment': 'light',
     },
+    # The second seed's recipe (SPEC section 11): Xception ("fewer parameters", "no big
+    # difference" from ResNet50: pass --model resnet50 for the other), backbone - average
+    # pooling - dropout - softmax (both architectures' heads), trained without class
+    # balancing (uniform sampling over the crops) and without data augmentation. The seed
+    # gives no schedule or crop size: those stay the full preset's.
+    'seed000': {'model': 'xception', 'augment': 'none', 'sampler': 'random'},
 }
 
 

@@ -12,6 +12,8 @@ from kr.detector.centernet.model import CenterNetDetection
 from kr.detector.centernet.model import Res18UnetCenterNet
 from kr.detector.centernet.model import SCORE_THRESHOLD
 from kr.detector.centernet.model import SUBMISSION_SCORE_THRESHOLD
+from kr.detector.faster_rcnn import model as faster_rcnn
+from kr.detector.retinanet import model as retinanet
 from kr.devices import get_device
 from kr.runs import load_weights
 from kr.runs import read_run_args
@@ -31,6 +33,10 @@ class DetectorFamily:
             own) and ``submission`` (script 07's).
         training_module: Module with the family's ``train_detector`` and ``PRESETS``
             (imported when asked for: loading a model never imports the training floor).
+        tta: Whether pages are recognised with adaptive-scale test-time augmentation by
+            default (CenterNet, as the original; the fixed-size families of the second seed
+            see a page at one size, as the seed did).
+        no_onnx: Why the family has no ONNX export (``None``: it has one).
     """
 
     name: str
@@ -39,6 +45,8 @@ class DetectorFamily:
     model_keys: dict
     thresholds: dict
     training_module: str
+    tta: bool = True
+    no_onnx: str = None
 
     def training(self):
         """The family's training module (``train_detector``, ``PRESETS``)."""
@@ -72,6 +80,31 @@ DETECTORS = {
         model_keys={'n_fg_class': 1, 'width': 1.0},
         thresholds={'default': SCORE_THRESHOLD, 'submission': SUBMISSION_SCORE_THRESHOLD},
         training_module='kr.detector.centernet.training'),
+    'faster_rcnn': DetectorFamily(
+        name='faster_rcnn', model=faster_rcnn.FasterRCNNFPNResNet,
+        inference=faster_rcnn.FasterRCNNDetection,
+        model_keys={'depth': 101, 'width': 1.0, 'input_size': faster_rcnn.PAGE_INPUT_SIZE,
+                    'patch_fraction': None, 'anchor_sizes': faster_rcnn.ANCHOR_SIZES,
+                    'anchor_ratios': faster_rcnn.ANCHOR_RATIOS},
+        thresholds={'default': faster_rcnn.SCORE_THRESHOLD,
+                    'submission': faster_rcnn.SUBMISSION_SCORE_THRESHOLD},
+        training_module='kr.detector.faster_rcnn.training', tta=False,
+        no_onnx='onnx_chainer has no converter for RoIAlign nor for the proposal NMS, whose '
+                'output shapes depend on the data'),
+    # The architecture, the input (whole page or patches) and the anchors: what
+    # RetinaNetResNet needs to rebuild the run's network and to detect as it was trained.
+    'retinanet': DetectorFamily(
+        name='retinanet', model=retinanet.RetinaNetResNet,
+        inference=retinanet.RetinaNetDetection,
+        model_keys={'n_fg_class': 1, 'depth': 101, 'width': 1.0, 'input_size': 512,
+                    'patch_fraction': None, 'anchor_scale': 2.0, 'scales_per_octave': 2,
+                    'anchor_ratios': '0.5,1,2', 'min_level': 3, 'max_level': 7,
+                    'head_norm': 'group', 'max_detections': 1200},
+        thresholds={'default': retinanet.SCORE_THRESHOLD,
+                    'submission': retinanet.SUBMISSION_SCORE_THRESHOLD},
+        training_module='kr.detector.retinanet.training', tta=False,
+        no_onnx='its network has two outputs per pyramid level and kr.onnx exports a '
+                'detector of one output (onnx_chainer traces the network itself)'),
 }
 #: The family of runs whose args.json names none (written before the registry existed).
 DEFAULT_DETECTOR = 'centernet'

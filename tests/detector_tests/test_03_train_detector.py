@@ -1,3 +1,4 @@
+import inspect
 import json
 import os
 import shutil
@@ -5,6 +6,8 @@ import subprocess
 import sys
 
 import pytest
+
+from kr.detector import DETECTORS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, 'scripts', '03_train_detector.py')
@@ -32,6 +35,30 @@ def test_help():
                  '--batchsize', '--lr', '--full-data', '--cv-index', '--resume', '--width',
                  '--crop-size', '--seed', '--preset', '--workers'):
         assert flag in proc.stdout
+
+
+@pytest.mark.parametrize('family', sorted(DETECTORS))
+def test_help_documents_every_setting_of_every_preset(family):
+    training = DETECTORS[family].training()
+    params = inspect.signature(training.train_detector).parameters
+    for preset, values in sorted(training.PRESETS.items()):
+        proc = run('--detector', family, '--preset', preset, '--help')
+        assert proc.returncode == 0, proc.stderr
+        text = ' '.join(proc.stdout.split())
+        for name, param in params.items():
+            if param.default is inspect.Parameter.empty or name in ('comm', 'run_record'):
+                continue
+            assert '--' + name.replace('_', '-') in text, (family, preset, name)
+        for name, value in values.items():
+            assert 'preset {}: {}'.format(preset, 'none' if value is None else value) in text \
+                or value == inspect.signature(training.train_detector).parameters[name].default
+
+
+def test_flags_of_another_family_are_refused():
+    proc = run('--detector', 'centernet', '--no-such-setting', '1')
+    assert proc.returncode == 2 and 'unrecognized arguments: --no-such-setting' in proc.stderr
+    proc = run('--preset', 'nope', '--help')
+    assert proc.returncode == 2 and "unknown preset 'nope'" in proc.stderr
 
 
 @pytest.mark.slow

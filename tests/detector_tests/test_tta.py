@@ -105,3 +105,58 @@ def test_multi_scale_detector():
         np.zeros((50, 50, 3), np.uint8), score_threshold=0.2)
     assert inner.calls == [(416, 0.2), (832, 0.2)]
     assert bboxes.shape == (1, 4)
+
+
+class _SizedFakeDetector(_FakeDetector):
+    """A fake detector that tells its network input size (shorter side rounded to 32)."""
+
+    def network_size(self, height, width, min_side):
+        return (int(round(min_side / 32)) * 32,)
+
+
+def test_a_pass_at_the_first_pass_size_is_run_once():
+    inner = _SizedFakeDetector(char_px=35)  # at the target size: scale 1.0
+    page = np.zeros((1000, 600, 3), np.uint8)
+    bboxes, _ = AdaptiveScaleDetector(inner).detect(page, score_threshold=0.3)
+    # the middle TTA pass (832 x 1.0) is the first pass: reused, not run again
+    assert inner.calls == [(832, 0.3), (pytest.approx(832 * 0.8), 0.3),
+                           (pytest.approx(832 * 1.25), 0.3)]
+    assert bboxes.shape == (1, 4)
+    # the same voting as with the pass run again
+    again = AdaptiveScaleDetector(_FakeDetector(char_px=35)).detect(page, score_threshold=0.3)
+    np.testing.assert_array_equal(bboxes, again[0])
+
+
+def test_passes_that_round_to_one_network_size_are_run_once():
+    inner = _SizedFakeDetector(char_px=35)
+    tta = AdaptiveScaleDetector(inner, scales=(0.99, 1.0, 1.01, 1.25))
+    tta.detect(np.zeros((1000, 600, 3), np.uint8))
+    # 823.7, 832 and 840.3 all round to 832: one pass at 832 (the first) and one at 1040
+    assert [c[0] for c in inner.calls] == pytest.approx([832, 1040])
+
+
+def test_first_pass_at_another_side_gives_the_same_scale():
+    page = np.zeros((1000, 600, 3), np.uint8)
+    inner = _FakeDetector(char_px=50)
+    tta = AdaptiveScaleDetector(inner, first_min_side=416)
+    assert tta.first_min_side == 416 and tta.base_min_side == 832
+    # the character is measured in page pixels, so the scale is the same: 35 / 50
+    assert tta.adaptive_scale(page) == (pytest.approx(0.7), True)
+    assert AdaptiveScaleDetector(inner).adaptive_scale(page) == (pytest.approx(0.7), True)
+    inner.calls.clear()
+    tta.detect(page)
+    assert [c[0] for c in inner.calls] == pytest.approx(
+        [416, 832 * 0.7 * 0.8, 832 * 0.7, 832 * 0.7 * 1.25])
+    assert AdaptiveScaleDetector(inner).first_min_side == 832  # the original by default
+    assert AdaptiveScaleDetector(inner, first_min_side=np.int64(640)).first_min_side == 640
+    for bad in (0, -5):
+        with pytest.raises(ValueError, match=r'first_min_side .* got {}'.format(bad)):
+            AdaptiveScaleDetector(inner, first_min_side=bad)
+
+
+def test_centernet_network_size_is_what_detect_resizes_to():
+    from kr.detector import Res18UnetCenterNet
+    model = Res18UnetCenterNet(width=0.125)
+    assert model.network_size(3900, 2400, 832) == (1344, 832)
+    assert model.network_size(3900, 2400, 1040) == (1696, 1024)   # 32.5 rounds to even
+    assert model.network_size(100, 70, None) == (96, 64)

@@ -96,3 +96,14 @@ def test_export_leaves_the_model_usable(classifier, tmp_path):
     export_classifier(classifier, str(tmp_path / 'c.onnx'))
     np.testing.assert_array_equal(classifier.predict(crops), before)
     assert chainer.config.train and getattr(chainer.config, 'kr_cpu_kernels', True)
+
+
+@pytest.mark.parametrize('family', ['retinanet', 'faster_rcnn'])
+def test_families_without_an_onnx_export_are_refused_by_name(family, tmp_path):
+    from kr.detector import build_detector
+    from kr.detector import DETECTORS
+    model = build_detector(family, depth=50, width=0.125)
+    with pytest.raises(ValueError, match='no ONNX export for {} detectors: '.format(family)):
+        export_detector(model, str(tmp_path / 'd.onnx'))
+    assert not (tmp_path / 'd.onnx').exists()
+    assert DETECTORS['centernet'].no_onnx is None

@@ -56,3 +56,9 @@ def test_missing_weights_are_named(tmp_path):
     proc = run(str(tmp_path / 'no.npz'), str(tmp_path / 'none.npz'), '--out',
                str(tmp_path / 'out'), check=False)
     assert proc.returncode != 0 and 'no.npz' in proc.stderr
+
+
+def test_int8_needs_data_dir(tmp_path):
+    proc = run('det.npz', 'clf.npz', '--out', str(tmp_path / 'out'), '--int8', check=False)
+    assert proc.returncode == 2 and '--int8 needs --data-dir' in proc.stderr
+    assert not (tmp_path / 'out').exists()

@@ -98,3 +98,22 @@ def test_page_recognizer_gives_the_same_characters(onnx_models, detector, classi
     assert [u for _, u in table(ours)] == [u for _, u in table(expected)]
     np.testing.assert_allclose([b for b, _ in table(ours)], [b for b, _ in table(expected)],
                                atol=0.11)
+
+
+def test_sessions_get_the_measured_options(onnx_models, tmp_path):
+    import onnxruntime as ort
+    from kr.onnx.runtime import make_session
+    from kr.onnx.runtime import SESSION_CONFIG
+    assert SESSION_CONFIG == {'session.intra_op.allow_spinning': '0'}
+    onnx_detector, onnx_classifier = onnx_models
+    for session in (onnx_detector.session, onnx_classifier.session):
+        options = session.get_session_options()
+        assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+        assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+        assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        assert options.enable_cpu_mem_arena
+        assert options.get_session_config_entry('session.intra_op.allow_spinning') == '0'
+    options = make_session(onnx_detector.path, threads=3).get_session_options()
+    assert options.intra_op_num_threads == 3
+    with pytest.raises(FileNotFoundError, match='nothing.onnx not found'):
+        make_session(str(tmp_path / 'nothing.onnx'))

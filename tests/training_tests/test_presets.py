@@ -25,3 +25,19 @@ def test_bad_presets_are_named():
         resolve_preset(_train, PRESETS, 'huge')
     with pytest.raises(ValueError, match="preset 'x' sets depth, which _train does not take"):
         resolve_preset(_train, {'x': {'depth': 3}}, 'x')
+
+
+def test_the_classifier_seed000_preset_is_the_second_seeds_recipe():
+    from kr.classifier import CLASSIFIERS
+    from kr.classifier import training
+    from kr.classifier.resnet import DROPOUT_RATIO as RESNET_DROPOUT
+    from kr.classifier.xception import DROPOUT_RATIO as XCEPTION_DROPOUT
+    full = resolve_preset(training.train_classifier, training.PRESETS, 'full')
+    seed = resolve_preset(training.train_classifier, training.PRESETS, 'seed000')
+    assert {k for k in full if full[k] != seed[k]} == {'model', 'augment'}
+    assert (seed['model'], seed['augment'], seed['sampler']) == ('xception', 'none', 'random')
+    assert resolve_preset(training.train_classifier, training.PRESETS, 'seed000',
+                          model='resnet50')['model'] == 'resnet50'
+    # both heads: average pooling, dropout, then the class layer
+    assert RESNET_DROPOUT == XCEPTION_DROPOUT == 0.5
+    assert {'xception', 'resnet50'} <= set(CLASSIFIERS)

@@ -8,25 +8,14 @@ Recognition" (arXiv:1512.03385).
 import chainer
 
 from kr.links import BasicBlock
+from kr.links import check_width
 from kr.links import ConvBN
+from kr.links import scale_channels
 
 #: Channels of the encoder stages at strides 4, 8, 16, 32 for ``width=1.0`` (ResNet18).
 STAGE_CHANNELS = (64, 128, 256, 512)
 #: Channels of the stride-2 stem convolution for ``width=1.0``.
 STEM_CHANNELS = 64
-#: Narrowest layer a ``width`` multiplier may produce (keeps BN statistics meaningful).
-MIN_CHANNELS = 4
-
-
-def scale_channels(channels: int, width: float) -> int:
-    """``channels x width`` rounded, at least :data:`MIN_CHANNELS`."""
-    return max(MIN_CHANNELS, int(round(channels * width)))
-
-
-def check_width(width: float) -> None:
-    """Raise ValueError unless ``width`` is a positive number."""
-    if not width > 0:
-        raise ValueError('width must be positive, got {}'.format(width))
 
 
 class ResNet18Encoder(chainer.Chain):

@@ -85,6 +85,11 @@ class CenterNetDetection:
     def run_network(self, x):
         raise NotImplementedError
 
+    def network_size(self, height: int, width: int, min_side: int = IMAGE_MIN_SIDE):
+        """``(H, W)`` network input that :meth:`detect` resizes a ``height x width`` page to
+        for ``min_side`` (the detections depend on nothing else: see :mod:`kr.detector.tta`)."""
+        return inference_size(height, width, min_side)
+
     def predict(self, images, score_threshold: float = None):
         """Detect characters in images at (about) their own size.
 
@@ -140,7 +145,7 @@ class CenterNetDetection:
         """
         image = to_array(image)
         h, w = image.shape[:2]
-        size = inference_size(h, w, min_side)
+        size = self.network_size(h, w, min_side)
         bboxes, _, scores = self.predict([resize_image(image, size)], score_threshold)
         scale = np.array([w / size[1], h / size[0]] * 2, dtype=np.float32)
         return (bboxes[0] * scale).astype(np.float32), scores[0]

@@ -21,16 +21,12 @@ from kr.detector.centernet.transforms import ColorAugmentation
 from kr.detector.centernet.transforms import CropOnly
 from kr.detector.centernet.transforms import RandomCropResize
 from kr.detector.tta import ScaledDetector
-from kr.evaluation.detection_map import DetectionMapEvaluator
 from kr.runs import seed_everything
 from kr.training.distributed import rank_seed
 from kr.training.distributed import shard
 from kr.training import check_resume
-from kr.training import loss_validation
-from kr.training import OptimizerSpec
-from kr.training import Schedule
-from kr.training import train
-from kr.training import Validation
+from kr.training.detection import detector_run_settings
+from kr.training.detection import train_detector_chain
 
 logger = logging.getLogger(__name__)
 
@@ -211,13 +207,9 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
     if crop_size % 32 or crop_size <= 0:
         raise ValueError('--crop-size must be a positive multiple of 32, got {}'.format(
             crop_size))
-    if batchsize < 1:
-        raise ValueError('--batchsize must be at least 1, got {}'.format(batchsize))
-    if iterations is None and (epoch is None or epoch < 1):
-        raise ValueError('give a positive --epoch or --iterations')
-    spec = OptimizerSpec(optimizer, lr, weight_decay=weight_decay, grad_clip=grad_clip)
-    schedule = Schedule.of(epoch, iterations, snapshot_interval=snapshot_interval,
-                           eval_interval=eval_interval, log_interval=log_interval)
+    spec, schedule = detector_run_settings(batchsize, epoch, iterations, optimizer, lr,
+                                           weight_decay, grad_clip, snapshot_interval,
+                                           eval_interval, log_interval)
     check_resume(resume, comm)
 
     train_set, val_loss, val_map = make_datasets(data_dir, split_dir, cv_index, full_data,
@@ -229,18 +221,9 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
         seed_everything(rank_seed(seed, comm))
     model = Res18UnetCenterNet(n_fg_class=1, width=width)
     chain = CenterNetTrainChain(model)
-    validations = []
-    plots = {'loss.png': ['main/loss', 'validation/main/loss']}
-    print_keys = ['main/' + k for k in LOSS_KEYS]
-    if val_loss is not None:
-        validations.append(loss_validation(val_loss, chain, centernet_converter))
-        validations.append(Validation('validation_map', val_map, lambda iterator, device: (
-            DetectionMapEvaluator(iterator, model, detector=ScaledDetector(model, None),
-                                  comm=comm)), batchsize=1, gathers=True))
-        plots['map.png'] = ['validation/main/map']
-        print_keys += ['validation/main/loss', 'validation/main/map']
-    return train(chain, train_set, out, spec, schedule, batchsize, model=model,
-                 converter=centernet_converter, validations=validations, device=device,
-                 workers=workers, resume=resume, print_keys=print_keys, plots=plots,
-                 comm=comm, progress_interval=progress_interval, run_record=run_record,
-                 lr_rule=lr_rule)
+    return train_detector_chain(chain, model, train_set, val_loss, val_map, out, spec, schedule,
+                                batchsize, centernet_converter, LOSS_KEYS, map_detector=ScaledDetector(model, None),
+                                comm=comm,
+                                device=device, workers=workers, resume=resume,
+                                progress_interval=progress_interval,
+                                run_record=run_record, lr_rule=lr_rule)
