@@ -43,6 +43,9 @@ PSEUDO := $(DEMO_OUT)/pseudo-labels/pseudo_labels.json
 MODEL_DIR := $(DEMO_OUT)/model
 READING_DIR := $(DEMO_OUT)/reading
 HAVE_ORT = $$($(VPY) -c 'import onnxruntime' 2>/dev/null && echo yes)
+# Scripts 05 and 07 run the models with ONNX Runtime when the onnx extra is installed (the
+# default): the same models and outputs as with Chainer, in less time.
+ORT_BACKEND = $$(test -n "$(HAVE_ORT)" && echo --backend onnxruntime)
 
 # The brush fonts the synthetic pages are written with (kr/synthetic/fonts.py): Debian's
 # public-domain packages, installed when this runs as root with apt; otherwise a notice, and
@@ -137,12 +140,12 @@ $(CLF): $(DEMO_CROPS)/trainval.json
 
 $(SUB_BEFORE): $(DET) $(CLF)
 	$(VPY) scripts/07_make_submission.py $(DET) $(CLF) --data-dir $(DEMO_DATA) \
-	    --out $(dir $@)
+	    --out $(dir $@) $(ORT_BACKEND)
 
 # Pseudo labels reuse the first submission's detections (same detector).
 $(PSEUDO): $(SUB_BEFORE)
 	$(VPY) scripts/05_make_pseudo_labels.py $(DET) $(CLF) --data-dir $(DEMO_DATA) \
-	    --out $(dir $@) --restart --detections $(dir $(SUB_BEFORE))detection.csv
+	    --out $(dir $@) --restart --detections $(dir $(SUB_BEFORE))detection.csv $(ORT_BACKEND)
 
 $(FT): $(PSEUDO)
 	$(VPY) scripts/06_finetune_classifier.py $(CLF) $(DEMO_FLAGS) \
@@ -152,7 +155,7 @@ $(FT): $(PSEUDO)
 # The detector is the same: the second submission reuses the first one's detections.
 $(SUB): $(FT) $(SUB_BEFORE)
 	$(VPY) scripts/07_make_submission.py $(DET) $(FT) --data-dir $(DEMO_DATA) --out $(dir $@) \
-	    --detections $(dir $(SUB_BEFORE))detection.csv
+	    --detections $(dir $(SUB_BEFORE))detection.csv $(ORT_BACKEND)
 	$(VPY) scripts/08_evaluate.py $(SUB) $(DEMO_DATA)/test_labels.csv \
 	    --pages-out $(DEMO_OUT)/submission/pages.csv > $(DEMO_OUT)/metrics.json
 

@@ -17,7 +17,8 @@
 
 Fonts: the bundled IPAexGothic and, by default, the brush fonts of
 :data:`kr.synthetic.fonts.BRUSH_FONTS` found on the machine; a book is written in one of them
-(cursive and brush hands most often), and a character its font lacks in another. The data
+(cursive and brush hands most often, each font in its share of the books of each split), and
+a character its font lacks in another. The data
 are byte-identical for a seed on machines with the same fonts.
 
 Pages are grouped in books (several pages each, one look per book); the book title is the
@@ -29,6 +30,7 @@ files are byte-identical for a seed whatever the number of worker processes.
 import collections
 import concurrent.futures
 import csv
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -60,8 +62,11 @@ DEFAULT_PAGE_HEIGHT = 1500
 MIN_PAGE_HEIGHT = 128
 #: Fixed JPEG quality: the output must not depend on library defaults.
 JPEG_QUALITY = 90
-#: Pages per book (the real books have from a handful to hundreds of pages).
-PAGES_PER_BOOK_RANGE = (4, 24)
+#: Pages per book. The real books have from a handful to hundreds of pages, but a book here
+#: is one font and one look (ink, paper, size, layout), so short books are what give a
+#: training set of a few hundred pages each hand in several books: with 120 pages in books of
+#: 4-24 a font met 2 training books on average, and a test book's hand was often new.
+PAGES_PER_BOOK_RANGE = (2, 8)
 #: Fewest books per split when there are enough pages: the group 4-fold split by book
 #: (scripts/01_split_train_val.py) needs at least 4, and 8 keeps its folds balanced.
 MIN_BOOKS = 8
@@ -288,6 +293,8 @@ def make_synthetic_dataset(out: str = DEFAULT_OUT, *, train_pages: int = DEFAULT
     for name, n in splits:
         n_empty = int(round(n * empty_page_rate))
         empties[name] = set(plan_rng.choice(n, size=n_empty, replace=False).tolist())
+    fonts_of_books = {name: fonts_lib.book_fonts(plan_rng, len(book_sizes[name]), font_weights)
+                      for name, _ in splits}
     n_books = sum(len(v) for v in book_sizes.values())
     book_seeds = books_ss.spawn(n_books)
 
@@ -298,10 +305,11 @@ def make_synthetic_dataset(out: str = DEFAULT_OUT, *, train_pages: int = DEFAULT
             image_dir = os.path.join(tmp, '{}_images'.format(name))
             os.makedirs(image_dir)
             page_in_split = 0
-            for n in book_sizes[name]:
+            for n, font_index in zip(book_sizes[name], fonts_of_books[name]):
                 style_ss, *page_seeds = book_seeds[book_index].spawn(1 + n)
-                style = sample_book_style(np.random.default_rng(style_ss), len(font_paths),
-                                          font_weights)
+                style = dataclasses.replace(
+                    sample_book_style(np.random.default_rng(style_ss), len(font_paths),
+                                      font_weights), font_index=font_index)
                 for page in range(n):
                     image_id = _image_id(book_index, page)
                     tasks[name].append({

@@ -1,5 +1,6 @@
 import os
 
+import numpy as np
 import pytest
 
 from kr.synthetic import fonts
@@ -105,3 +106,24 @@ def test_style_weights():
         [0.1, 0.275, 0.275, 0.35])
     # Without cursive fonts, print and brush share everything in proportion 0.1 : 0.35.
     assert fonts.style_weights(['print', 'brush']) == pytest.approx([0.1 / 0.45, 0.35 / 0.45])
+
+
+@pytest.mark.parametrize('n_books', [0, 1, 9, 23, 60])
+def test_book_fonts_follow_the_weights(n_books):
+    weights = fonts.style_weights(['print', 'cursive', 'cursive', 'cursive', 'brush', 'brush'])
+    for seed in range(20):
+        chosen = fonts.book_fonts(np.random.default_rng(seed), n_books, weights)
+        assert len(chosen) == n_books
+        counts = np.bincount(chosen, minlength=len(weights))
+        # every font gets the floor or the ceiling of its share of the books
+        share = np.asarray(weights) * n_books
+        assert ((counts >= np.floor(share - 1e-9)) & (counts <= np.ceil(share + 1e-9))).all(), (
+            seed, counts, share)
+    # the order is random, and a seed gives the same fonts
+    a = fonts.book_fonts(np.random.default_rng(0), 23, weights)
+    assert a == fonts.book_fonts(np.random.default_rng(0), 23, weights)
+    assert a != sorted(a)
+
+
+def test_book_fonts_of_one_font():
+    assert fonts.book_fonts(np.random.default_rng(3), 5, [1.0]) == [0] * 5
