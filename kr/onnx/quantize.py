@@ -22,6 +22,7 @@ import numpy as np
 from kr.datasets.image import normalize_image
 from kr.datasets.image import to_array
 from kr.detector.transforms import resize_image
+from kr.onnx.optimize import nhwc_depth_to_space
 
 #: Opset of the quantised graph (per-channel QDQ needs 13).
 QUANTIZED_OPSET = 13
@@ -106,17 +107,145 @@ def calibration_inputs(detector, images, min_side: int = None):
     return out
 
 
-def quantize_detector(float_path: str, out_path: str, inputs) -> dict:
+#: Int8 weights: symmetric, the largest magnitude of each column at 127 (as
+#: ``onnxruntime.quantization`` does with its per-channel int8 weights).
+INT8_WEIGHT_MAX = 127
+
+
+def _producers(graph) -> dict:
+    return {name: node for node in graph.node for name in node.output}
+
+
+def integer_head(model_proto, head_name: str) -> bool:
+    """Run the float head convolution of a QDQ graph on its uint8 input with int8 weights and
+    a float output, in place.
+
+    The head ``Conv`` (``k x k``, stride 1, pads ``k // 2``, one group) reads the
+    dequantisation of a uint8 tensor and writes the graph output. Kept in float, ONNX
+    Runtime (1.19) dequantised its whole input (the 128-channel skip concatenation at a
+    quarter of the input size), reordered it to its blocked float layout and back: 10% of
+    an int8 pass for 0.5% of its multiply-adds. Here its ``k x k`` taps become the columns
+    of one integer matrix product over the channels, in the NHWC layout of the int8
+    convolutions before it: ``MatMulIntegerToFloat`` (uint8 input times int8 weights, one
+    scale per column, int32 sums scaled to float) gives ``(N, H, W, k k O)``; the
+    zero-padded result's ``k x k`` shifted slices of ``O`` channels summed, plus the bias,
+    are the convolution. Only the weights are rounded (int8, one scale per tap and output
+    channel); the output, whose class logits, sizes and offsets would share one uint8
+    scale in a ``QLinearConv``, stays float.
+
+    Args:
+        model_proto: A QDQ ``onnx.ModelProto`` of :func:`quantize_detector`.
+        head_name: Name of the head ``Conv`` node.
+
+    Returns:
+        bool: Whether the head was rewritten (``False``: not a convolution of that form
+        reading a per-tensor dequantisation, left as it is).
+    """
+    import onnx
+    from onnx import helper
+    from onnx import numpy_helper
+    from kr.onnx.optimize import _attributes
+    from kr.onnx.optimize import NCHW_TO_NHWC
+    from kr.onnx.optimize import NHWC_TO_NCHW
+    graph = model_proto.graph
+    initializers = {t.name: t for t in graph.initializer}
+    heads = [n for n in graph.node if n.name == head_name and n.op_type == 'Conv']
+    if len(heads) != 1 or heads[0].input[1] not in initializers:
+        return False
+    head = heads[0]
+    dq = _producers(graph).get(head.input[0])
+    if dq is None or dq.op_type != 'DequantizeLinear' or len(dq.input) < 3:
+        return False
+    scale, zero = (numpy_helper.to_array(initializers[n]) if n in initializers else None
+                   for n in dq.input[1:3])
+    if scale is None or zero is None or scale.size != 1 or zero.dtype != np.uint8:
+        return False
+    weight = numpy_helper.to_array(initializers[head.input[1]]).astype(np.float64)
+    o, c, k, k2 = weight.shape
+    a = _attributes(head)
+    p = k // 2
+    if (k != k2 or k % 2 == 0 or a.get('group', 1) != 1
+            or list(a.get('strides', [1, 1])) != [1, 1]
+            or list(a.get('dilations', [1, 1])) != [1, 1]
+            or list(a.get('pads', [0] * 4)) != [p] * 4
+            or a.get('auto_pad', b'NOTSET') not in (b'NOTSET', 'NOTSET')):
+        return False
+    bias = (numpy_helper.to_array(initializers[head.input[2]]).astype(np.float32)
+            if len(head.input) > 2 and head.input[2] else np.zeros(o, np.float32))
+    # column (ky k + kx) O + o of the matrix is tap (ky, kx) of output channel o
+    matrix = weight.transpose(1, 2, 3, 0).reshape(c, k * k * o)
+    w_scale = np.abs(matrix).max(axis=0) / INT8_WEIGHT_MAX
+    w_scale[w_scale == 0] = 1.0
+    q_weight = np.clip(np.round(matrix / w_scale), -INT8_WEIGHT_MAX, INT8_WEIGHT_MAX)
+    name = head.name + '_integer'
+    consts = {'_W': q_weight.astype(np.int8), '_W_scale': w_scale.astype(np.float32),
+              '_b': bias, '_pads': np.array([0, p, p, 0] * 2, np.int64),
+              '_axes': np.array([1, 2, 3], np.int64)}
+    nodes = [
+        helper.make_node('Transpose', [dq.input[0]], [name + '_nhwc'], name=name + '_nhwc',
+                         perm=list(NCHW_TO_NHWC)),
+        helper.make_node('MatMulIntegerToFloat', [name + '_nhwc', name + '_W', dq.input[1],
+                                                  name + '_W_scale', dq.input[2]],
+                         [name + '_taps'], name=name + '_taps', domain='com.microsoft'),
+        helper.make_node('Pad', [name + '_taps', name + '_pads'], [name + '_padded'],
+                         name=name + '_pad'),
+    ]
+    tap_names = []
+    for ky in range(k):
+        for kx in range(k):
+            t = '{}_tap{}{}'.format(name, ky, kx)
+            j = ky * k + kx
+            # rows ky .. ky + H of the padded H + 2p (an end of 0 would be empty: to the end)
+            ends = [ky - 2 * p if ky < 2 * p else np.iinfo(np.int64).max,
+                    kx - 2 * p if kx < 2 * p else np.iinfo(np.int64).max, (j + 1) * o]
+            consts['_tap{}{}_starts'.format(ky, kx)] = np.array([ky, kx, j * o], np.int64)
+            consts['_tap{}{}_ends'.format(ky, kx)] = np.array(ends, np.int64)
+            nodes.append(helper.make_node('Slice', [name + '_padded', t + '_starts',
+                                                    t + '_ends', name + '_axes'], [t], name=t))
+            tap_names.append(t)
+    nodes += [helper.make_node('Sum', tap_names + [name + '_b'], [name + '_sum'],
+                               name=name + '_sum'),
+              helper.make_node('Transpose', [name + '_sum'], [head.output[0]], name=name,
+                               perm=list(NHWC_TO_NCHW))]
+    graph.initializer.extend(numpy_helper.from_array(v, name + key) for key, v in consts.items())
+    index = list(graph.node).index(head)
+    kept = [n for n in graph.node if n is not head]
+    kept[index:index] = nodes
+    del graph.node[:]
+    graph.node.extend(kept)
+    if dq.output[0] not in {i for n in graph.node for i in n.input}:
+        kept = [n for n in graph.node if dq.output[0] not in n.output]
+        del graph.node[:]
+        graph.node.extend(kept)
+    used = {i for n in graph.node for i in n.input}
+    inits = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    if not any(op.domain == 'com.microsoft' for op in model_proto.opset_import):
+        model_proto.opset_import.append(helper.make_opsetid('com.microsoft', 1))
+    onnx.checker.check_model(model_proto)
+    return True
+
+
+def quantize_detector(float_path: str, out_path: str, inputs,
+                      integer_output_head: bool = True) -> dict:
     """Write the int8 quantisation of an exported detector.
+
+    Its sub-pixel interleaves are written in NHWC (:func:`kr.onnx.optimize.
+    nhwc_depth_to_space`) before quantisation, so that they run on the quantised tensors.
 
     Args:
         float_path: ``detector.onnx`` of :func:`kr.onnx.export_detector`.
         out_path: The quantised model to write (whole or not at all).
         inputs: Calibration network inputs (:func:`calibration_inputs`), at least one.
+        integer_output_head: Run the head convolution on its uint8 input with int8
+            weights, its output in float (:func:`integer_head`); else the head is a float
+            convolution of the dequantised input.
 
     Returns:
         dict: What was done (for the export metadata): format, opset, calibration method
-        and page count, the nodes left in float.
+        and page count, the nodes left out of the QDQ quantisation (the head) and whether
+        the head was made an integer product with a float output (``integer_head``).
 
     Raises:
         ValueError: No calibration input.
@@ -137,15 +266,22 @@ def quantize_detector(float_path: str, out_path: str, inputs) -> dict:
         # symbolic shape inference is for transformer graphs; ours have plain dynamic axes
         quant_pre_process(converted, prepared, skip_symbolic_shape=True)
         prepared_proto = onnx.load(prepared)
+        nhwc_depth_to_space(prepared_proto)
         keep_float = _output_node_names(prepared_proto)
         onnx.save(prepared_proto, prepared)
+        quantized = os.path.join(tmp, 'quantized.onnx')
+        q.quantize_static(prepared, quantized,
+                          _PageReader(_first_input_name(prepared_proto), inputs),
+                          quant_format=q.QuantFormat.QDQ, per_channel=True,
+                          activation_type=q.QuantType.QUInt8,
+                          weight_type=q.QuantType.QInt8, nodes_to_exclude=keep_float,
+                          calibrate_method=q.CalibrationMethod.MinMax)
+        quantized_proto = onnx.load(quantized)
+        integer = (integer_output_head and len(keep_float) == 1
+                   and integer_head(quantized_proto, keep_float[0]))
         with fileio.atomic_path(out_path) as target:
-            q.quantize_static(prepared, target,
-                              _PageReader(_first_input_name(prepared_proto), inputs),
-                              quant_format=q.QuantFormat.QDQ, per_channel=True,
-                              activation_type=q.QuantType.QUInt8,
-                              weight_type=q.QuantType.QInt8, nodes_to_exclude=keep_float,
-                              calibrate_method=q.CalibrationMethod.MinMax)
+            onnx.save(quantized_proto, target)
     return {'format': 'QDQ', 'weights': 'int8 per channel', 'activations': 'uint8',
             'opset_version': QUANTIZED_OPSET, 'calibration': 'min-max',
-            'calibration_pages': len(inputs), 'float_nodes': keep_float}
+            'calibration_pages': len(inputs), 'float_nodes': keep_float,
+            'integer_head': bool(integer)}
