@@ -108,13 +108,14 @@ class IndexMapping:
 
 
 def calibration(args):
-    """Calibration pages of the int8 detector: training pages of ``--data-dir``, else
-    synthetic pages of the benchmark size (other seeds than the timed page's)."""
+    """Calibration pages of the int8 models, with their character boxes: training pages
+    of ``--data-dir``, else synthetic pages of the benchmark size (other seeds than the
+    timed page's)."""
     from kr.onnx.quantize import CALIBRATION_PAGES
     from kr.onnx.quantize import calibration_pages
     if args.data_dir:
-        return calibration_pages(args.data_dir)
-    return [make_page(seed)[0] for seed in range(1, CALIBRATION_PAGES + 1)]
+        return calibration_pages(args.data_dir, boxes=True)
+    return [make_page(seed) for seed in range(1, CALIBRATION_PAGES + 1)]
 
 
 def make_page(seed: int = 0):
@@ -177,8 +178,9 @@ def main(argv=None):
                    help='untrained weights: the adaptive scale to use (default: %(default)s; '
                         'at 1.0 the middle TTA pass is the first pass and runs once)')
     p.add_argument('--int8', action='store_true',
-                   help='ONNX Runtime: the int8 detector, calibrated on training pages of '
-                        '--data-dir (else on synthetic pages of the benchmark size)')
+                   help='ONNX Runtime: the int8 detector and classifier, calibrated on '
+                        'training pages of --data-dir and crops of their characters (else on '
+                        'synthetic pages of the benchmark size)')
     args = p.parse_args(argv)
     if (args.detector is None) != (args.classifier is None):
         p.error('give both --detector and --classifier, or neither')

@@ -404,3 +404,49 @@ def nhwc_depth_to_space(model_proto) -> int:
     graph.initializer.extend(added)
     onnx.checker.check_model(model_proto)
     return rewritten
+
+
+def arithmetic_hard_sigmoids(model_proto) -> int:
+    """Write each ``HardSigmoid`` (``clip(alpha x + beta, 0, 1)``) as ``Mul``, ``Add`` and
+    ``Clip``, in place: the inverse of :func:`hard_sigmoids`, for the int8 classifier.
+    ONNX Runtime (1.19) has no integer ``HardSigmoid``, so a quantised graph dequantised its
+    input and requantised its output at every hard swish; it runs ``Mul`` and ``Add`` on
+    uint8 tensors and folds the ``Clip`` into the quantisation range. Returns the number
+    rewritten.
+
+    Args:
+        model_proto: ``onnx.ModelProto`` (opset 11 or later: ``Clip`` with inputs).
+    """
+    import onnx
+    from onnx import helper
+    from onnx import numpy_helper
+    graph = model_proto.graph
+    nodes, added, rewritten = [], {}, 0
+    for node in graph.node:
+        if node.op_type != 'HardSigmoid':
+            nodes.append(node)
+            continue
+        a = _attributes(node)
+        alpha, beta = float(a.get('alpha', 0.2)), float(a.get('beta', 0.5))
+        names = []
+        for value in (alpha, beta, 0.0, 1.0):
+            name = 'hard_sigmoid_const_{!r}'.format(value)
+            added[name] = numpy_helper.from_array(np.array(value, np.float32), name)
+            names.append(name)
+        p = (node.name or node.output[0]) + '_arith'
+        nodes.extend([
+            helper.make_node('Mul', [node.input[0], names[0]], [p + '_scaled'], name=p + '_mul'),
+            helper.make_node('Add', [p + '_scaled', names[1]], [p + '_shifted'],
+                             name=p + '_add'),
+            helper.make_node('Clip', [p + '_shifted', names[2], names[3]], [node.output[0]],
+                             name=p + '_clip'),
+        ])
+        rewritten += 1
+    if not rewritten:
+        return 0
+    del graph.node[:]
+    graph.node.extend(nodes)
+    known = {t.name for t in graph.initializer}
+    graph.initializer.extend(t for name, t in added.items() if name not in known)
+    onnx.checker.check_model(model_proto)
+    return rewritten

@@ -22,6 +22,7 @@ import numpy as np
 from kr.datasets.image import normalize_image
 from kr.datasets.image import to_array
 from kr.detector.transforms import resize_image
+from kr.onnx.optimize import arithmetic_hard_sigmoids
 from kr.onnx.optimize import nhwc_depth_to_space
 
 #: Opset of the quantised graph (per-channel QDQ needs 13).
@@ -29,6 +30,11 @@ QUANTIZED_OPSET = 13
 #: Calibration pages used when none are asked for: more pages than this moved the demo
 #: detector's activation ranges little (min-max over whole pages of one kind).
 CALIBRATION_PAGES = 8
+#: Crops that calibrate the int8 classifier (at most; evenly spaced over the calibration
+#: pages' boxes): batches of crops, unlike whole pages, fill each activation's range fast.
+CALIBRATION_CROPS = 512
+#: Crops per calibration batch of the classifier.
+CALIBRATION_BATCH = 64
 
 
 def _first_input_name(model_proto) -> str:
@@ -60,16 +66,20 @@ class _PageReader:
         pass
 
 
-def calibration_pages(data_dir: str, n_pages: int = CALIBRATION_PAGES) -> list:
+def calibration_pages(data_dir: str, n_pages: int = CALIBRATION_PAGES,
+                      boxes: bool = False) -> list:
     """Calibration pages: ``n_pages`` of a data folder's training pages (train.csv), evenly
     spaced over it (the same pages every time).
 
     Args:
         data_dir: Kaggle-layout folder (train.csv, train_images).
         n_pages: How many (all of them if there are fewer).
+        boxes: Also return each page's character boxes, whose crops calibrate the int8
+            classifier (:func:`kr.onnx.export_models`).
 
     Returns:
-        list of ``(H, W, 3)`` uint8 pages.
+        list of ``(H, W, 3)`` uint8 pages; with ``boxes``, of ``(page, (R, 4) float32
+        x_min y_min x_max y_max boxes in page pixels)`` pairs.
 
     Raises:
         FileNotFoundError: No train.csv or train_images there (named).
@@ -83,7 +93,43 @@ def calibration_pages(data_dir: str, n_pages: int = CALIBRATION_PAGES) -> list:
         raise ValueError('{}: train.csv lists no pages to calibrate with'.format(data_dir))
     picks = np.unique(np.linspace(0, len(dataset) - 1, min(n_pages, len(dataset))).round()
                       .astype(int))
-    return [to_array(dataset[int(i)]['image']) for i in picks]
+    items = [dataset[int(i)] for i in picks]
+    if boxes:
+        return [(to_array(item['image']), np.asarray(item['bboxes'], np.float32))
+                for item in items]
+    return [to_array(item['image']) for item in items]
+
+
+def calibration_crops(pages, input_size: int, n_crops: int = CALIBRATION_CROPS) -> np.ndarray:
+    """The classifier's input crops of calibration pages' character boxes, as ``classify``
+    cuts them (:func:`kr.classifier.base.classification_crops`): at most ``n_crops``, evenly
+    spaced over all the boxes.
+
+    Args:
+        pages: ``(page, boxes)`` pairs (:func:`calibration_pages` with ``boxes=True``).
+        input_size: The classifier's crop side.
+        n_crops: How many crops at most.
+
+    Returns:
+        ``(N, input_size, input_size, 3)`` uint8 RGB crops.
+
+    Raises:
+        ValueError: No box on any page.
+    """
+    from kr.classifier.base import classification_crops
+    counts = [len(b) for _, b in pages]
+    total = sum(counts)
+    if total == 0:
+        raise ValueError('int8 classifier calibration needs character boxes; the '
+                         'calibration pages have none')
+    picks = np.unique(np.linspace(0, total - 1, min(n_crops, total)).round().astype(int))
+    crops, start = [], 0
+    for (page, page_boxes), count in zip(pages, counts):
+        mine = picks[(picks >= start) & (picks < start + count)] - start
+        if len(mine):
+            crops.append(classification_crops(page, np.asarray(page_boxes)[mine], input_size))
+        start += count
+    return np.concatenate(crops)
 
 
 def calibration_inputs(detector, images, min_side: int = None):
@@ -285,3 +331,63 @@ def quantize_detector(float_path: str, out_path: str, inputs,
             'opset_version': QUANTIZED_OPSET, 'calibration': 'min-max',
             'calibration_pages': len(inputs), 'float_nodes': keep_float,
             'integer_head': bool(integer)}
+
+
+def quantize_classifier(float_path: str, out_path: str, crops,
+                        hard_sigmoid_arithmetic: bool = True) -> dict:
+    """Write the int8 quantisation of an exported classifier.
+
+    As :func:`quantize_detector`: opset 13, batch norms folded, QDQ with int8 weights (one
+    scale per output channel) and uint8 activations (min-max over the calibration crops).
+    The last fully connected layer (the class logits, whose softmax picks the class and
+    gives the class score that the class threshold is applied to) and the softmax stay
+    float. ONNX Runtime (1.19) has no integer ``HardSigmoid``: the hard swishes dequantise
+    and requantise their input.
+
+    Args:
+        float_path: ``classifier.onnx`` of :func:`kr.onnx.export_classifier`.
+        out_path: The quantised model to write (whole or not at all).
+        crops: ``(N, S, S, 3)`` uint8 calibration crops (:func:`calibration_crops`).
+
+    Returns:
+        dict: What was done (for the export metadata), as :func:`quantize_detector`.
+
+    Raises:
+        ValueError: No calibration crop.
+    """
+    import onnx
+    from onnx import version_converter
+    from onnxruntime import quantization as q
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from kr import fileio
+    crops = np.asarray(crops)
+    if len(crops) == 0:
+        raise ValueError('int8 quantisation of the classifier needs calibration crops')
+    with tempfile.TemporaryDirectory(prefix='kr-int8-') as tmp:
+        converted = os.path.join(tmp, 'opset13.onnx')
+        prepared = os.path.join(tmp, 'prepared.onnx')
+        onnx.save(version_converter.convert_version(onnx.load(float_path), QUANTIZED_OPSET),
+                  converted)
+        quant_pre_process(converted, prepared, skip_symbolic_shape=True)
+        proto = onnx.load(prepared)
+        if hard_sigmoid_arithmetic:
+            arithmetic_hard_sigmoids(proto)
+        _output_node_names(proto)  # names every node
+        # the softmax and the layer whose logits it reads
+        softmax = [n for n in proto.graph.node if n.op_type == 'Softmax']
+        producers = _producers(proto.graph)
+        keep_float = [n.name for n in softmax] + [
+            producers[n.input[0]].name for n in softmax if n.input[0] in producers
+            and producers[n.input[0]].op_type in ('Gemm', 'MatMul')]
+        onnx.save(proto, prepared)
+        batches = [normalize_image(crops[i:i + CALIBRATION_BATCH])
+                   for i in range(0, len(crops), CALIBRATION_BATCH)]
+        with fileio.atomic_path(out_path) as target:
+            q.quantize_static(prepared, target, _PageReader(_first_input_name(proto), batches),
+                              quant_format=q.QuantFormat.QDQ, per_channel=True,
+                              activation_type=q.QuantType.QUInt8,
+                              weight_type=q.QuantType.QInt8, nodes_to_exclude=keep_float,
+                              calibrate_method=q.CalibrationMethod.MinMax)
+    return {'format': 'QDQ', 'weights': 'int8 per channel', 'activations': 'uint8',
+            'opset_version': QUANTIZED_OPSET, 'calibration': 'min-max',
+            'calibration_crops': len(crops), 'float_nodes': keep_float}
