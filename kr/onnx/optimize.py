@@ -427,7 +427,7 @@ def arithmetic_hard_sigmoids(model_proto) -> int:
             nodes.append(node)
             continue
         a = _attributes(node)
-        alpha, beta = float(a.get('alpha', 0.2)), float(a.get('beta', 0.5))
+        alpha, beta = float(a.get('alpha', 0.2)), float(a.get('beta', 0.5))  # ONNX's defaults
         names = []
         for value in (alpha, beta, 0.0, 1.0):
             name = 'hard_sigmoid_const_{!r}'.format(value)

@@ -1,17 +1,35 @@
-"""Static int8 quantisation of an exported detector (SPEC section 12, the one-second page).
+"""Static int8 quantisation of the exported models (SPEC section 12, the one-second page).
 
 ``onnxruntime.quantization`` with calibration pages: the graph is converted to opset 13
 (per-channel weight scales need it), pre-processed (its batch norms folded into the
 convolutions, which quantisation would otherwise keep in float between two quantised
 tensors), then quantised in the QDQ format: weights int8 with one scale per output channel,
 activations uint8 with ranges from the calibration pages (min-max), which ONNX Runtime runs
-as integer convolutions (VNNI / AMX where the CPU has them). The head convolution, whose
-one output tensor holds the class logits, box sizes and offsets (ranges of very different
-widths: one uint8 scale would blur the logits near the threshold), stays in float; it is
-0.5% of a pass's multiply-adds.
+as integer convolutions (VNNI / AMX where the CPU has them) in its NHWC layout.
 
-Measured on the 2-core machine (SPEC section 12): the full-size detector's pass at 832 x 1344
-runs in 0.39 s of CPU instead of 0.99 s (the sub-pixel float graph; 1.13 s before it).
+The detector (:func:`quantize_detector`): its sub-pixel interleaves are written in NHWC
+first (:func:`kr.onnx.optimize.nhwc_depth_to_space`), so that they move uint8 data inside
+ONNX Runtime's NHWC chain instead of leaving it for a float ``DepthToSpace``. The head
+convolution, whose one output tensor holds the class logits, box sizes and offsets (ranges
+of very different widths: one uint8 scale would blur the logits near the threshold), keeps
+a float output: it is left out of the QDQ quantisation and then rewritten as an integer
+product of its uint8 input and int8 weights with a float result (:func:`integer_head`).
+
+The classifier (:func:`quantize_classifier`, calibrated on crops of the calibration pages'
+characters): its hard sigmoids written as ``Mul``, ``Add`` and ``Clip``
+(:func:`kr.onnx.optimize.arithmetic_hard_sigmoids`), the logits layer and the softmax in
+float.
+
+Measured with ONNX Runtime's profiler (1.19, one thread, the full-size untrained models of
+``benchmarks/page_speed.py``, its three TTA passes at 832 x 1344, 672 x 1088 and
+1024 x 1696): the int8 detector spent 72% of its time in the integer convolutions, and 6%
+in float ``DepthToSpace``, 5% in Transposes (8 a pass), 5% in the float head, 5% in
+(de)quantisations and 2% in NCHWc reorders around the head; with the NHWC interleaves and
+the integer head, 2 Transposes a pass (the image in, the 5-channel output out) and no
+dequantisation are left. The float MobileNetV3-Large on the page's 99 crops: 50% in its
+convolutions, 23% in NCHWc reorders (hard swishes and squeeze-excite blocks break ONNX
+Runtime's blocked layout), 18% in the hard swishes' ``HardSigmoid`` and ``Mul``; int8, 0.16
+instead of 0.26 CPU seconds (0.17 with ``HardSigmoid`` kept, which dequantised 39 tensors).
 """
 
 import os

@@ -247,3 +247,20 @@ def test_nhwc_depth_to_space_leaves_other_interleaves_alone(kwargs):
     before = model.SerializeToString()
     assert nhwc_depth_to_space(model) == 0
     assert model.SerializeToString() == before
+
+
+def test_arithmetic_hard_sigmoids_give_the_hard_sigmoid(tmp_path):
+    from kr.onnx.optimize import arithmetic_hard_sigmoids
+    x_info = helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 4])
+    y_info = helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 4])
+    nodes = [helper.make_node('HardSigmoid', ['x'], ['h'], alpha=1 / 6, beta=0.5),
+             helper.make_node('HardSigmoid', ['h'], ['y'], alpha=0.3, beta=0.1)]
+    model = helper.make_model(helper.make_graph(nodes, 'hs', [x_info], [y_info]),
+                              opset_imports=[helper.make_opsetid('', 13)])
+    x = np.linspace(-5, 5, 40, dtype=np.float32).reshape(10, 4)   # both clips reached
+    expected = _run_x(model, x, tmp_path, 'before.onnx')
+    assert arithmetic_hard_sigmoids(model) == 2
+    assert _ops(model) == {'Mul': 2, 'Add': 2, 'Clip': 2}
+    np.testing.assert_allclose(_run_x(model, x, tmp_path, 'after.onnx'), expected,
+                               rtol=0, atol=1e-6)
+    assert arithmetic_hard_sigmoids(model) == 0
