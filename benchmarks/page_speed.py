@@ -2,7 +2,7 @@
 """Seconds to recognise one real-size page end to end: Chainer against ONNX Runtime.
 
     python benchmarks/page_speed.py                                   # untrained models
-    python benchmarks/page_speed.py --backends onnxruntime --int8      # the int8 detector
+    python benchmarks/page_speed.py --backends onnxruntime --int8      # the int8 models
     python benchmarks/page_speed.py --detector results/detector/model_700.npz \\
         --classifier results/classifier/model_1000.npz --data-dir data/kuzushiji-recognition
 
@@ -21,7 +21,8 @@ With trained weights (each beside its run's args.json) the page is recognised ex
 fixed (``--fixed-scale``, default 1.0: the scale of pages whose characters already measure
 35 px at shorter side 832, where the middle TTA pass is the first pass and runs once; 0.9
 gives four passes) and the page's true character boxes stand in for the detections: the
-work is that of a real page. ``--int8`` runs the int8 detector (``kr.onnx.quantize``),
+work is that of a real page. ``--int8`` runs the int8 detector and classifier
+(``kr.onnx.quantize``, calibrated on synthetic pages and crops of their characters),
 ``--first-pass-side`` a cheaper first pass. Needs the onnx extra (``pip install -e
 ".[onnx]"``) for the ONNX Runtime row.
 
@@ -35,6 +36,18 @@ two rounds::
     float: sub-pixel convolutions, first pass reused, classifier rewrites 4.00  4.55
     int8 detector (--int8), scale 1.0 (3 passes)                          1.83  1.87
     int8 detector, --fixed-scale 0.9 (4 passes)                           2.17  2.12
+
+Then, the same way (scale 1.0, ``--int8``; main's code of then, 1.06 s idle, as the
+baseline, run back to back with each change)::
+
+    baseline: int8 detector, float classifier                             1.88  1.89  1.86  1.82
+    interleaves in NHWC on uint8 (kr.onnx.optimize.nhwc_depth_to_space)   1.71  1.63
+    and the head an integer product with a float output                   1.64  1.62  1.54  1.49
+    and the int8 classifier (--int8 now quantises both)                   1.43  1.40
+
+(the first three rows' last two rounds and the fourth row are one back-to-back series; the
+classification's share went from 0.33 to 0.19-0.21 s of wall time). Scaled by these ratios
+the idle 1.06 s comes to about 0.82 s.
 
 Earlier single runs, one after another: float at scale 1.0 3.61 and at 0.9 4.12 (before
 the classifier rewrites), int8 with ``--first-pass-side`` 640 / 512 2.05 / 1.95. On an idle
@@ -108,13 +121,14 @@ class IndexMapping:
 
 
 def calibration(args):
-    """Calibration pages of the int8 detector: training pages of ``--data-dir``, else
-    synthetic pages of the benchmark size (other seeds than the timed page's)."""
+    """Calibration pages of the int8 models, with their character boxes: training pages
+    of ``--data-dir``, else synthetic pages of the benchmark size (other seeds than the
+    timed page's)."""
     from kr.onnx.quantize import CALIBRATION_PAGES
     from kr.onnx.quantize import calibration_pages
     if args.data_dir:
-        return calibration_pages(args.data_dir)
-    return [make_page(seed)[0] for seed in range(1, CALIBRATION_PAGES + 1)]
+        return calibration_pages(args.data_dir, boxes=True)
+    return [make_page(seed) for seed in range(1, CALIBRATION_PAGES + 1)]
 
 
 def make_page(seed: int = 0):
@@ -177,8 +191,9 @@ def main(argv=None):
                    help='untrained weights: the adaptive scale to use (default: %(default)s; '
                         'at 1.0 the middle TTA pass is the first pass and runs once)')
     p.add_argument('--int8', action='store_true',
-                   help='ONNX Runtime: the int8 detector, calibrated on training pages of '
-                        '--data-dir (else on synthetic pages of the benchmark size)')
+                   help='ONNX Runtime: the int8 detector and classifier, calibrated on '
+                        'training pages of --data-dir and crops of their characters (else on '
+                        'synthetic pages of the benchmark size)')
     args = p.parse_args(argv)
     if (args.detector is None) != (args.classifier is None):
         p.error('give both --detector and --classifier, or neither')

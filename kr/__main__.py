@@ -140,9 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     first_pass_args(mk, "(recorded in the folder; default: the detector's standard side, "
                         "as the original)")
     mk.add_argument('--int8', action='store_true',
-                    help='with --onnx: also quantise the detector to int8, calibrated on '
-                         'training pages of --data-dir; kr recognize --backend onnxruntime '
-                         'then runs it')
+                    help='with --onnx: also quantise the detector and the classifier to '
+                         'int8, calibrated on training pages of --data-dir and crops of their '
+                         'characters; kr recognize --backend onnxruntime then runs them')
     mk.add_argument('--overwrite', action='store_true', help='replace an existing --out')
     mk.set_defaults(func=make_model_folder)
     return parser

@@ -151,8 +151,9 @@ def recognizer_args(detection_threshold: str, class_threshold: float) -> argpars
                         'ONNX Runtime (CPU; needs the onnx extra) (default: %(default)s)')
     first_pass_args(p, "(default: the detector's standard side, as the original)")
     p.add_argument('--int8', action='store_true',
-                   help='with --backend onnxruntime: run an int8 quantisation of the detector, '
-                        'calibrated on training pages of --data-dir')
+                   help='with --backend onnxruntime: run int8 quantisations of the detector and '
+                        'the classifier, calibrated on training pages of --data-dir and '
+                        'crops of their characters')
     return p
 
 

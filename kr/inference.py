@@ -216,8 +216,9 @@ def load_recognizer(detector_path: str, classifier_path: str, data_dir: str = No
             sessions are built) and run by ONNX Runtime, which gives the same characters
             several times faster on a CPU.
         onnx_dir: Where to write the ONNX export (kept for reuse with script 10's loader).
-        int8: Run an int8 quantisation of the detector (ONNX Runtime backend only;
-            :mod:`kr.onnx.quantize`), calibrated on training pages of ``data_dir``.
+        int8: Run int8 quantisations of the detector and the classifier (ONNX Runtime
+            backend only; :mod:`kr.onnx.quantize`), calibrated on training pages of
+            ``data_dir`` and crops of their characters.
         **kwargs: Thresholds, ``tta`` and ``first_min_side`` of :class:`PageRecognizer`.
 
     Raises:
@@ -241,7 +242,7 @@ def load_recognizer(detector_path: str, classifier_path: str, data_dir: str = No
         export = {}
         if int8:
             from kr.onnx.quantize import calibration_pages
-            export['int8_calibration'] = calibration_pages(data_dir)
+            export['int8_calibration'] = calibration_pages(data_dir, boxes=True)
         if onnx_dir is not None:
             export_models(detector, classifier, onnx_dir, **export)
             detector, classifier = load_onnx_models(onnx_dir)

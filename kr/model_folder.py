@@ -79,9 +79,9 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
             detector family's default).
         first_min_side: Shorter side of the TTA's first pass (``None``: the detector's
             standard one, the original; see :class:`kr.detector.tta.AdaptiveScaleDetector`).
-        int8: With ``onnx``, also quantise the detector to int8 (:mod:`kr.onnx.quantize`),
-            calibrated on training pages of ``data_dir``; the ONNX Runtime backend then
-            runs it.
+        int8: With ``onnx``, also quantise the detector and the classifier to int8
+            (:mod:`kr.onnx.quantize`), calibrated on training pages of ``data_dir`` and crops
+            of their characters; the ONNX Runtime backend then runs them.
         overwrite: Replace an existing ``out``.
 
     Returns:
@@ -115,7 +115,7 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
             calibration = None
             if int8:
                 from kr.onnx.quantize import calibration_pages
-                calibration = calibration_pages(data_dir)
+                calibration = calibration_pages(data_dir, boxes=True)
             export_models(load_detector(det), load_classifier(clf), os.path.join(tmp, ONNX_DIR),
                           int8_calibration=calibration)
         record = {

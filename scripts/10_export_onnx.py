@@ -8,9 +8,10 @@ Each model is rebuilt from the args.json of its training run (beside the weights
 <out>/detector.onnx (any page size: height and width are dynamic), <out>/classifier.onnx
 (dynamic batch, softmax output), <out>/onnx_models.json (what the runtime needs: graph
 names, thresholds, classes, widths, input size) and <out>/args.json. Load them with
-``kr.onnx.load_onnx_models(DIR)``. With ``--int8`` also <out>/detector.int8.onnx, the
-detector quantised to int8 with training pages of ``--data-dir`` (kr.onnx.quantize), which
-the loader then runs. Needs the onnx extra: pip install -e ".[onnx]".
+``kr.onnx.load_onnx_models(DIR)``. With ``--int8`` also <out>/detector.int8.onnx and
+<out>/classifier.int8.onnx, the models quantised to int8 with training pages of
+``--data-dir`` and crops of their characters (kr.onnx.quantize), which the loader then
+runs. Needs the onnx extra: pip install -e ".[onnx]".
 """
 
 import argparse
@@ -31,8 +32,9 @@ def parse_args(argv=None):
     p.add_argument('--opset', type=int, default=OPSET_VERSION,
                    help='ONNX opset (default: %(default)s, the newest onnx_chainer supports)')
     p.add_argument('--int8', action='store_true',
-                   help='also quantise the detector to int8 (calibrated on --data-dir\'s '
-                        'training pages) and run that one')
+                   help='also quantise the detector and the classifier to int8 '
+                        '(calibrated on --data-dir\'s training pages and crops of their '
+                        'characters) and run those')
     p.add_argument('--data-dir', default=None,
                    help='data folder whose training pages calibrate --int8')
     args = p.parse_args(argv)
@@ -49,7 +51,7 @@ def main(argv=None):
         calibration = None
         if args.int8:
             from kr.onnx.quantize import calibration_pages
-            calibration = calibration_pages(args.data_dir)
+            calibration = calibration_pages(args.data_dir, boxes=True)
         meta = export_models(load_detector(args.detector), load_classifier(args.classifier),
                              out_dir=args.out, opset_version=args.opset, run_record=record,
                              int8_calibration=calibration)

@@ -123,7 +123,7 @@ def test_int8_needs_onnx_and_calibration_data(tmp_path):
     assert not os.path.exists(str(tmp_path / 'm'))
 
 
-def test_int8_folder_runs_the_quantised_detector(tmp_path, tiny_kaggle_dir):
+def test_int8_folder_runs_the_quantised_models(tmp_path, tiny_kaggle_dir):
     pytest.importorskip('onnxruntime')
     import shutil
     det, clf = tiny_runs(str(tmp_path / 'runs'))
@@ -135,6 +135,8 @@ def test_int8_folder_runs_the_quantised_detector(tmp_path, tiny_kaggle_dir):
     out = str(tmp_path / 'model')
     record = make_model_folder(det, clf, out, onnx=True, int8=True, data_dir=data_dir)
     assert record['int8'] is True
-    assert 'detector.int8.onnx' in os.listdir(os.path.join(out, 'onnx'))
+    files = os.listdir(os.path.join(out, 'onnx'))
+    assert 'detector.int8.onnx' in files and 'classifier.int8.onnx' in files
     rec = load_model_folder(out, backend='onnxruntime')
     assert rec.detector.path == os.path.join(out, 'onnx', 'detector.int8.onnx')
+    assert rec.classifier.path == os.path.join(out, 'onnx', 'classifier.int8.onnx')

@@ -35,6 +35,8 @@ OPSET_VERSION = 11
 DETECTOR_FILE = 'detector.onnx'
 #: The int8 detector written by :func:`export_models` when calibration pages are given.
 INT8_DETECTOR_FILE = 'detector.int8.onnx'
+#: The int8 classifier, written when the calibration pages come with their boxes.
+INT8_CLASSIFIER_FILE = 'classifier.int8.onnx'
 CLASSIFIER_FILE = 'classifier.onnx'
 METADATA_FILE = 'onnx_models.json'
 #: Graph input and output names.
@@ -250,7 +252,10 @@ def export_models(detector, classifier, out_dir: str, opset_version: int = OPSET
     With ``int8_calibration`` the detector is also quantised to int8
     (:func:`kr.onnx.quantize.quantize_detector`, calibrated on those pages at the
     detector's standard size) into ``<out_dir>/detector.int8.onnx``, which the metadata
-    then names as the detector to run (the float one stays, as ``float_file``).
+    then names as the detector to run (the float one stays, as ``float_file``). Pages given
+    with their character boxes also quantise the classifier
+    (:func:`kr.onnx.quantize.quantize_classifier`, calibrated on crops of those boxes) into
+    ``<out_dir>/classifier.int8.onnx``, named the same way.
 
     Args:
         detector: :class:`~kr.detector.Res18UnetCenterNet` on the CPU.
@@ -259,7 +264,9 @@ def export_models(detector, classifier, out_dir: str, opset_version: int = OPSET
         opset_version: ONNX opset.
         run_record: Written as ``out_dir/args.json`` first.
         int8_calibration: Pages (``(H, W, 3)`` uint8 or PIL) to calibrate an int8 detector
-            with, e.g. :func:`kr.onnx.quantize.calibration_pages` of the training data.
+            with, e.g. :func:`kr.onnx.quantize.calibration_pages` of the training data; or
+            ``(page, (R, 4) xyxy boxes)`` pairs (``calibration_pages(..., boxes=True)``) to
+            calibrate an int8 detector and an int8 classifier.
 
     Returns:
         dict: The metadata written.
@@ -278,17 +285,26 @@ def export_models(detector, classifier, out_dir: str, opset_version: int = OPSET
             raise ValueError('int8 quantisation is for detectors that tell their network '
                              'input size (network_size); the {} family does not'.format(
                                  family.name))
+    with_boxes = int8_calibration is not None and all(
+        isinstance(item, tuple) for item in int8_calibration)
     start_run(out_dir, run_record)
     export_detector(detector, os.path.join(out_dir, DETECTOR_FILE), opset_version)
-    quantization = None
+    quantization = cls_quantization = None
     if int8_calibration is not None:
         from kr.onnx.quantize import calibration_inputs
         from kr.onnx.quantize import quantize_detector
+        pages = [item[0] for item in int8_calibration] if with_boxes else int8_calibration
         quantization = quantize_detector(os.path.join(out_dir, DETECTOR_FILE),
                                          os.path.join(out_dir, INT8_DETECTOR_FILE),
-                                         calibration_inputs(detector, int8_calibration))
+                                         calibration_inputs(detector, pages))
     cls_proto = export_classifier(classifier, os.path.join(out_dir, CLASSIFIER_FILE),
                                   opset_version)
+    if with_boxes:
+        from kr.onnx.quantize import calibration_crops
+        from kr.onnx.quantize import quantize_classifier
+        cls_quantization = quantize_classifier(
+            os.path.join(out_dir, CLASSIFIER_FILE), os.path.join(out_dir, INT8_CLASSIFIER_FILE),
+            calibration_crops(int8_calibration, int(classifier.input_size)))
     meta = {
         'format_version': METADATA_VERSION,
         'opset_version': opset_version,
@@ -308,7 +324,9 @@ def export_models(detector, classifier, out_dir: str, opset_version: int = OPSET
             'min_side': int(detector.min_side),
         },
         'classifier': {
-            'file': CLASSIFIER_FILE,
+            'file': CLASSIFIER_FILE if cls_quantization is None else INT8_CLASSIFIER_FILE,
+            'float_file': CLASSIFIER_FILE,
+            'quantization': cls_quantization,
             'input': CLASSIFIER_INPUT,
             'output': CLASSIFIER_OUTPUT,
             'model': classifier_name(classifier),

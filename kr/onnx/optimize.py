@@ -320,3 +320,133 @@ def drop_broadcasts(model_proto) -> int:
     _drop_unused(graph)
     onnx.checker.check_model(model_proto)
     return len(dropped)
+
+
+#: Permutations between the NCHW layout of the graphs and the NHWC one of ONNX Runtime's
+#: int8 kernels.
+NCHW_TO_NHWC, NHWC_TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
+
+
+def _channels(model_proto) -> dict:
+    """``{tensor name: channel count}`` of the 4-D tensors whose channel axis (1) ONNX shape
+    inference can tell."""
+    import onnx
+    inferred = onnx.shape_inference.infer_shapes(model_proto).graph
+    channels = {}
+    for info in list(inferred.value_info) + list(inferred.input) + list(inferred.output):
+        dims = info.type.tensor_type.shape.dim
+        if len(dims) == 4 and dims[1].HasField('dim_value'):
+            channels[info.name] = int(dims[1].dim_value)
+    return channels
+
+
+def nhwc_depth_to_space(model_proto) -> int:
+    """Write each ``DepthToSpace`` (DCR, block 2) as data movements that an int8 graph runs
+    in uint8 and in ONNX Runtime's NHWC layout, in place.
+
+    ONNX Runtime (1.19) has no uint8 ``DepthToSpace`` and runs its int8 convolutions in NHWC:
+    in the quantised detector each sub-pixel interleave was a Transpose to NCHW, a
+    dequantisation, a float ``DepthToSpace``, a quantisation and a Transpose back (17% of a
+    pass's time with the transposes of the skip concatenations, measured with its
+    profiler). The same interleave in NHWC is a split and a concatenation: of ``(N, H, W,
+    4C)`` with channels ``(a, b, c)`` (DCR), the two halves ``a = 0, 1`` are rows ``2h`` and
+    ``2h + 1`` of the output, each ``(N, H, W, 2C)`` already ``(N, H, 2W, C)`` in memory; their
+    concatenation along the width is the output ``(N, 2H, 2W, C)`` in memory, which a
+    ``Reshape`` (``[0, -1, 0, C]``: static, so any page size runs) names so. Written as
+    ``Transpose(NCHW -> NHWC) -> Split -> Concat -> Reshape -> Transpose(NHWC -> NCHW)``,
+    whose outer transposes cancel those ONNX Runtime puts around its NHWC int8 operators,
+    and whose middle ones ``onnxruntime.quantization`` runs on the quantised tensor. The
+    same values exactly (only moves). A ``DepthToSpace`` whose input channels shape
+    inference cannot tell is kept.
+
+    Args:
+        model_proto: ``onnx.ModelProto`` (opset 13 or later: ``Split`` with its sizes as an
+            input).
+
+    Returns:
+        int: The number of ``DepthToSpace`` nodes rewritten.
+    """
+    import onnx
+    from onnx import helper
+    from onnx import numpy_helper
+    graph = model_proto.graph
+    channels = _channels(model_proto)
+    nodes, added, rewritten = [], [], 0
+    for node in graph.node:
+        a = _attributes(node)
+        mode = a.get('mode', b'DCR')
+        c4 = channels.get(node.input[0]) if node.op_type == 'DepthToSpace' else None
+        if (c4 is None or a.get('blocksize') != SUBPIXEL_STRIDE or mode not in (b'DCR', 'DCR')
+                or c4 % 4):
+            nodes.append(node)
+            continue
+        c = c4 // 4
+        p = (node.name or node.output[0]) + '_nhwc'
+        added.append(numpy_helper.from_array(np.array([2 * c, 2 * c], np.int64), p + '_halves'))
+        added.append(numpy_helper.from_array(np.array([0, -1, 0, c], np.int64), p + '_shape'))
+        nodes.extend([
+            helper.make_node('Transpose', [node.input[0]], [p + '_in'], name=p + '_in',
+                             perm=list(NCHW_TO_NHWC)),
+            helper.make_node('Split', [p + '_in', p + '_halves'], [p + '_row0', p + '_row1'],
+                             name=p + '_split', axis=3),
+            helper.make_node('Concat', [p + '_row0', p + '_row1'], [p + '_rows'],
+                             name=p + '_rows', axis=2),
+            helper.make_node('Reshape', [p + '_rows', p + '_shape'], [p + '_out'],
+                             name=p + '_reshape'),
+            helper.make_node('Transpose', [p + '_out'], [node.output[0]], name=p + '_out',
+                             perm=list(NHWC_TO_NCHW)),
+        ])
+        rewritten += 1
+    if not rewritten:
+        return 0
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(added)
+    onnx.checker.check_model(model_proto)
+    return rewritten
+
+
+def arithmetic_hard_sigmoids(model_proto) -> int:
+    """Write each ``HardSigmoid`` (``clip(alpha x + beta, 0, 1)``) as ``Mul``, ``Add`` and
+    ``Clip``, in place: the inverse of :func:`hard_sigmoids`, for the int8 classifier.
+    ONNX Runtime (1.19) has no integer ``HardSigmoid``, so a quantised graph dequantised its
+    input and requantised its output at every hard swish; it runs ``Mul`` and ``Add`` on
+    uint8 tensors and folds the ``Clip`` into the quantisation range. Returns the number
+    rewritten.
+
+    Args:
+        model_proto: ``onnx.ModelProto`` (opset 11 or later: ``Clip`` with inputs).
+    """
+    import onnx
+    from onnx import helper
+    from onnx import numpy_helper
+    graph = model_proto.graph
+    nodes, added, rewritten = [], {}, 0
+    for node in graph.node:
+        if node.op_type != 'HardSigmoid':
+            nodes.append(node)
+            continue
+        a = _attributes(node)
+        alpha, beta = float(a.get('alpha', 0.2)), float(a.get('beta', 0.5))  # ONNX's defaults
+        names = []
+        for value in (alpha, beta, 0.0, 1.0):
+            name = 'hard_sigmoid_const_{!r}'.format(value)
+            added[name] = numpy_helper.from_array(np.array(value, np.float32), name)
+            names.append(name)
+        p = (node.name or node.output[0]) + '_arith'
+        nodes.extend([
+            helper.make_node('Mul', [node.input[0], names[0]], [p + '_scaled'], name=p + '_mul'),
+            helper.make_node('Add', [p + '_scaled', names[1]], [p + '_shifted'],
+                             name=p + '_add'),
+            helper.make_node('Clip', [p + '_shifted', names[2], names[3]], [node.output[0]],
+                             name=p + '_clip'),
+        ])
+        rewritten += 1
+    if not rewritten:
+        return 0
+    del graph.node[:]
+    graph.node.extend(nodes)
+    known = {t.name for t in graph.initializer}
+    graph.initializer.extend(t for name, t in added.items() if name not in known)
+    onnx.checker.check_model(model_proto)
+    return rewritten

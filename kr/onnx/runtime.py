@@ -135,6 +135,7 @@ class OnnxClassifier:
 
     def __init__(self, path: str, input_size: int = INPUT_SIZE, threads: int = None,
                  providers=None):
+        self.path = path
         self.session = make_session(path, threads, providers)
         self.input_name = self.session.get_inputs()[0].name
         self.input_size = int(input_size)

@@ -211,3 +211,56 @@ def test_exported_classifier_has_no_expand_and_fused_hard_sigmoids(classifier, t
     from kr.onnx import export_classifier
     ops = _ops(export_classifier(classifier, str(tmp_path / 'classifier.onnx')))
     assert 'Expand' not in ops and 'Clip' not in ops and ops['HardSigmoid'] > 0
+
+
+def _depth_to_space_graph(channels=12, mode='DCR', blocksize=2):
+    """``x (N, channels, H, W) -> DepthToSpace -> y``, N, H and W dynamic; channels ``None``:
+    unknown to shape inference."""
+    x = helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', channels or 'C', 'H', 'W'])
+    y = helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 'c', 'h', 'w'])
+    node = helper.make_node('DepthToSpace', ['x'], ['y'], blocksize=blocksize, mode=mode)
+    graph = helper.make_graph([node], 'd2s', [x], [y])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+
+
+@pytest.mark.parametrize('shape', [(1, 12, 5, 7), (2, 12, 3, 1), (1, 12, 1, 4)])
+def test_nhwc_depth_to_space_moves_the_same_values(shape, tmp_path):
+    from kr.onnx.optimize import nhwc_depth_to_space
+    model = _depth_to_space_graph()
+    x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)  # every value distinct
+    expected = _run_x(model, x, tmp_path, 'before.onnx')
+    assert nhwc_depth_to_space(model) == 1
+    assert _ops(model) == {'Transpose': 2, 'Split': 1, 'Concat': 1, 'Reshape': 1}
+    y = _run_x(model, x, tmp_path, 'after.onnx')
+    assert y.shape == (shape[0], 3, 2 * shape[2], 2 * shape[3])
+    np.testing.assert_array_equal(y, expected)
+    # DCR by hand: output (n, c, 2h + a, 2w + b) is input channel (2a + b) C + c at (h, w)
+    n, h, w = shape[0] - 1, shape[2] - 1, shape[3] - 1
+    assert y[n, 2, 2 * h + 1, 2 * w] == x[n, 2 * 3 + 2, h, w]
+
+
+@pytest.mark.parametrize('kwargs', [dict(mode='CRD'), dict(blocksize=3, channels=18),
+                                    dict(channels=None)])
+def test_nhwc_depth_to_space_leaves_other_interleaves_alone(kwargs):
+    from kr.onnx.optimize import nhwc_depth_to_space
+    model = _depth_to_space_graph(**kwargs)
+    before = model.SerializeToString()
+    assert nhwc_depth_to_space(model) == 0
+    assert model.SerializeToString() == before
+
+
+def test_arithmetic_hard_sigmoids_give_the_hard_sigmoid(tmp_path):
+    from kr.onnx.optimize import arithmetic_hard_sigmoids
+    x_info = helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 4])
+    y_info = helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 4])
+    nodes = [helper.make_node('HardSigmoid', ['x'], ['h'], alpha=1 / 6, beta=0.5),
+             helper.make_node('HardSigmoid', ['h'], ['y'], alpha=0.3, beta=0.1)]
+    model = helper.make_model(helper.make_graph(nodes, 'hs', [x_info], [y_info]),
+                              opset_imports=[helper.make_opsetid('', 13)])
+    x = np.linspace(-5, 5, 40, dtype=np.float32).reshape(10, 4)   # both clips reached
+    expected = _run_x(model, x, tmp_path, 'before.onnx')
+    assert arithmetic_hard_sigmoids(model) == 2
+    assert _ops(model) == {'Mul': 2, 'Add': 2, 'Clip': 2}
+    np.testing.assert_allclose(_run_x(model, x, tmp_path, 'after.onnx'), expected,
+                               rtol=0, atol=1e-6)
+    assert arithmetic_hard_sigmoids(model) == 0
