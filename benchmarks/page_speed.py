@@ -50,10 +50,21 @@ classification's share went from 0.33 to 0.19-0.21 s of wall time). Scaled by th
 the idle 1.06 s comes to about 0.82 s.
 
 Earlier single runs, one after another: float at scale 1.0 3.61 and at 0.9 4.12 (before
-the classifier rewrites), int8 with ``--first-pass-side`` 640 / 512 2.05 / 1.95. On an idle
-machine main's row took 2.85 s of wall time with 2 threads; scaled by the ratios above,
-the int8 rows come to about 0.85 s (scale 1.0) and 1.0 s (scale 0.9), the float row to
-1.9 s: to be timed again on an idle machine.
+the classifier rewrites), int8 with ``--first-pass-side`` 640 / 512 2.05 / 1.95.
+
+Timed on the idle 2 cores (load average 0.8; wall seconds, median of 3 rounds, 2 threads)::
+
+    python benchmarks/page_speed.py --backends onnxruntime --int8 --repeat 3
+        0.80 s a page: detection 0.66 s (passes 0.20 / 0.14 / 0.32 s), classification 0.15 s
+    ... --fixed-scale 0.9 (four passes)        0.89 s: detection 0.75 s, classification 0.15 s
+    python benchmarks/page_speed.py --backends onnxruntime --repeat 3   (float)
+        1.94 s a page: detection 1.77 s, classification 0.17 s
+
+(main before issue 10's item 6: 2.85 s in float; 1.06 s with the first int8 detector).
+ONNX Runtime threads that spin between operators instead of sleeping
+(``session.intra_op.allow_spinning`` 1) took 0.83 s and 1.57 CPU seconds instead of 0.80 s
+and 1.37 on the idle machine too, so :data:`kr.onnx.runtime.SESSION_CONFIG` keeps them
+sleeping.
 """
 
 import argparse

@@ -97,6 +97,24 @@ def _fold_batch_norm(bn, initializers: dict, weight, bias):
             (bias.astype(np.float64) - mean) * scale + beta)
 
 
+def _install(model_proto, nodes, added, prune: bool = False) -> None:
+    """Give the graph ``nodes`` as its node list and the ``added`` initializers, then check it.
+
+    ``prune``: drop the initializers no node reads any more (the weights a rewrite replaced).
+    """
+    import onnx
+    graph = model_proto.graph
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(added)
+    if prune:
+        used = {name for node in graph.node for name in node.input}
+        kept = [t for t in graph.initializer if t.name in used]
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+    onnx.checker.check_model(model_proto)
+
+
 def subpixel_transposed_convolutions(model_proto):
     """Rewrite every 4x4 stride-2 pad-1 ``ConvTranspose`` as four 2x2 convolutions and a
     ``DepthToSpace`` (see the module docstring), in place.
@@ -111,7 +129,6 @@ def subpixel_transposed_convolutions(model_proto):
     Returns:
         int: The number of transposed convolutions rewritten.
     """
-    import onnx
     from onnx import helper
     from onnx import numpy_helper
     graph = model_proto.graph
@@ -164,14 +181,7 @@ def subpixel_transposed_convolutions(model_proto):
         rewritten += 1
     if not rewritten:
         return 0
-    del graph.node[:]
-    graph.node.extend(nodes)
-    graph.initializer.extend(added)
-    used = {name for node in graph.node for name in node.input}
-    kept = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    onnx.checker.check_model(model_proto)
+    _install(model_proto, nodes, added, prune=True)
     return rewritten
 
 
@@ -366,7 +376,6 @@ def nhwc_depth_to_space(model_proto) -> int:
     Returns:
         int: The number of ``DepthToSpace`` nodes rewritten.
     """
-    import onnx
     from onnx import helper
     from onnx import numpy_helper
     graph = model_proto.graph
@@ -399,10 +408,7 @@ def nhwc_depth_to_space(model_proto) -> int:
         rewritten += 1
     if not rewritten:
         return 0
-    del graph.node[:]
-    graph.node.extend(nodes)
-    graph.initializer.extend(added)
-    onnx.checker.check_model(model_proto)
+    _install(model_proto, nodes, added)
     return rewritten
 
 

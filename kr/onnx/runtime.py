@@ -45,7 +45,9 @@ def default_threads() -> int:
 #: instead of 1.94 s and 3.2 s instead of 5.1 s of wall time with 2 threads (a spinning
 #: thread competes for the cores it waits on); the memory arena on (off: 1.50 s instead
 #: of 1.31 s of CPU, 1 thread) and every graph optimisation (EXTENDED, without the layout
-#: transformations: 1.49 s).
+#: transformations: 1.49 s). On the idle machine, the whole int8 page
+#: (``benchmarks/page_speed.py --int8``): sleeping 0.80 s and 1.37 CPU s, spinning 0.83 s and
+#: 1.57 CPU s.
 SESSION_CONFIG = {'session.intra_op.allow_spinning': '0'}
 
 
