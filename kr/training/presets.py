@@ -10,6 +10,15 @@ import inspect
 
 #: The run-length pair: giving one explicitly clears the other taken from a preset.
 RUN_LENGTH_KEYS = ('epoch', 'iterations')
+#: Intervals counted in the run's length unit (:class:`kr.training.Schedule`).
+RUN_INTERVAL_KEYS = ('snapshot_interval', 'eval_interval')
+
+
+def _length(settings: dict):
+    """``(length, unit)`` of a run's settings: iterations when set, else epochs."""
+    if settings.get('iterations') is not None:
+        return settings['iterations'], 'iteration'
+    return settings.get('epoch'), 'epoch'
 
 
 def function_defaults(func) -> dict:
@@ -26,6 +35,12 @@ def resolve_preset(func, presets: dict, preset: str = 'full', **given) -> dict:
     ignored (a script may pass all its flags). Giving ``epoch`` without ``iterations``
     switches an iteration-length preset to epochs (``iterations`` always wins over
     ``epoch``: see :class:`kr.training.Schedule`).
+
+    The snapshot and eval intervals count in the run's unit. When the flags change that
+    unit (``iterations`` given for an epoch preset, or ``epoch`` for an iteration one) and
+    leave an interval to the preset, the interval keeps its share of the run instead of
+    its number: the classifier's ``demo`` (48 epochs, validation every 8) with
+    ``iterations=4800`` validates every 800 iterations, not every 8.
 
     Args:
         func: A training function (``train_detector``, ``train_classifier`` ...).
@@ -51,7 +66,13 @@ def resolve_preset(func, presets: dict, preset: str = 'full', **given) -> dict:
     settings = function_defaults(func)
     settings.update(presets[preset])
     given = {k: v for k, v in given.items() if v is not None and k in params}
+    before, before_unit = _length(settings)
     if 'epoch' in given and 'iterations' not in given and 'iterations' in params:
         settings['iterations'] = None
     settings.update(given)
+    after, after_unit = _length(settings)
+    if after_unit != before_unit and before and after:
+        for key in RUN_INTERVAL_KEYS:
+            if key in settings and key not in given and settings[key]:
+                settings[key] = max(1, int(round(settings[key] * after / before)))
     return settings

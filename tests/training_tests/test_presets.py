@@ -20,6 +20,35 @@ def test_defaults_preset_then_flags():
     assert resolve_preset(_train, PRESETS, 'demo', epoch=3, iterations=7)['iterations'] == 7
 
 
+def _run(data_dir, epoch=10, iterations=None, snapshot_interval=5, eval_interval=2):
+    return data_dir
+
+
+def test_intervals_keep_their_share_of_the_run_when_the_length_changes_unit():
+    presets = {'full': {}, 'demo': {'epoch': 48, 'snapshot_interval': 24, 'eval_interval': 8},
+               'iter': {'iterations': 700, 'snapshot_interval': 175, 'eval_interval': 175}}
+    # epochs -> iterations: 24 and 8 of 48 epochs are half and a sixth of the run
+    run = resolve_preset(_run, presets, 'demo', iterations=4800)
+    assert (run['snapshot_interval'], run['eval_interval']) == (2400, 800)
+    # an interval given explicitly stays as given; a short run still gets 1
+    run = resolve_preset(_run, presets, 'demo', iterations=4800, eval_interval=50)
+    assert (run['snapshot_interval'], run['eval_interval']) == (2400, 50)
+    run = resolve_preset(_run, presets, 'demo', iterations=2)
+    assert (run['snapshot_interval'], run['eval_interval']) == (1, 1)
+    # iterations -> epochs
+    run = resolve_preset(_run, presets, 'iter', epoch=8)
+    assert (run['epoch'], run['iterations'], run['snapshot_interval'],
+            run['eval_interval']) == (8, None, 2, 2)
+    # the same unit: the intervals are numbers of it, untouched
+    run = resolve_preset(_run, presets, 'demo', epoch=96)
+    assert (run['snapshot_interval'], run['eval_interval']) == (24, 8)
+    run = resolve_preset(_run, presets, 'iter', iterations=1400)
+    assert (run['snapshot_interval'], run['eval_interval']) == (175, 175)
+    # the function's defaults (full) are epochs too
+    run = resolve_preset(_run, presets, 'full', iterations=100)
+    assert (run['snapshot_interval'], run['eval_interval']) == (50, 20)
+
+
 def test_bad_presets_are_named():
     with pytest.raises(ValueError, match="unknown preset 'huge': choose one of demo, full"):
         resolve_preset(_train, PRESETS, 'huge')
