@@ -1,17 +1,16 @@
-import time
-
 import chainer
 import numpy as np
 import pytest
 
 from kr.bbox import iou_matrix
-from kr.datasets import KuzushijiPageDataset
 from kr.detector.centernet.model import Res18UnetCenterNet
 from kr.detector.centernet.training import CenterNetTrainChain
 from kr.detector.centernet.training import centernet_converter
 from kr.detector.centernet.transforms import CenterNetTrainTransform
 from kr.detector.centernet.transforms import inference_size
 from kr.detector.centernet.transforms import resize_image
+from tests.detector_tests.conftest import train_steps
+from tests.detector_tests.conftest import two_training_pages
 
 #: Shorter side of the pages in training and detection (small, to fit a CPU minute).
 MIN_SIDE = 256
@@ -32,22 +31,14 @@ class _WholePage:
 
 @pytest.mark.slow
 def test_overfits_two_pages(detector_data):
-    pages = KuzushijiPageDataset(detector_data['data_dir'], 'train', 0,
-                                 detector_data['split_dir'])
-    items = [pages[0], pages[1]]
-    assert all(len(item['bboxes']) > 20 for item in items)
+    items = two_training_pages(detector_data)
     np.random.seed(0)
     model = Res18UnetCenterNet(width=0.25)
     chain = CenterNetTrainChain(model)
-    optimizer = chainer.optimizers.Adam(alpha=3e-3)
-    optimizer.setup(chain)
     transform = CenterNetTrainTransform(_WholePage())
     batch = centernet_converter([transform(item) for item in items],
                                 chainer.get_device('@numpy'))
-    start = time.perf_counter()
-    for _ in range(ITERATIONS):
-        optimizer.update(chain, *batch)
-    elapsed = time.perf_counter() - start
+    elapsed = train_steps(chain, batch, ITERATIONS, alpha=3e-3)
 
     found = total = 0
     for item in items:

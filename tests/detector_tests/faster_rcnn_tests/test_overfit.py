@@ -1,15 +1,14 @@
-import time
-
 import chainer
 import numpy as np
 import pytest
 
-from kr.bbox import iou_matrix
-from kr.datasets import KuzushijiPageDataset
 from kr.detector.faster_rcnn.model import FasterRCNNFPNResNet
 from kr.detector.faster_rcnn.training import FasterRCNNTrainChain
 from kr.detector.fixed_size import fixed_size_converter
 from kr.detector.fixed_size import FixedSizeTrainTransform
+from tests.detector_tests.conftest import found_boxes
+from tests.detector_tests.conftest import train_steps
+from tests.detector_tests.conftest import two_training_pages
 
 #: The whole page (216 x 320) resized to 256 x 256, as the model detects it: its
 #: characters are 2-12 px high there, so the anchors are halved (4-32 px).
@@ -38,26 +37,13 @@ def overfit(pages, seed=0, iterations=ITERATIONS):
     # (Fewer proposals, 1,000 / 500 instead of 4,000 / 2,000, save a third of the time but
     # found only 0.74 of the boxes.)
     chain = FasterRCNNTrainChain(model, roi_batchsize=128, roi_positive_fraction=0.5)
-    optimizer = chainer.optimizers.Adam(alpha=4e-3)
-    optimizer.setup(chain)
-    start = time.perf_counter()
-    for _ in range(iterations):
-        optimizer.update(chain, *batch)
-    elapsed = time.perf_counter() - start
-    found = total = 0
-    for item in pages:
-        bboxes, _ = model.detect(item['image'], score_threshold=SCORE_THRESHOLD)
-        if len(bboxes):
-            found += int((iou_matrix(item['bboxes'], bboxes).max(axis=1) >= 0.5).sum())
-        total += len(item['bboxes'])
+    elapsed = train_steps(chain, batch, iterations, alpha=4e-3)
+    found, total, _ = found_boxes(
+        pages, lambda image: model.detect(image, score_threshold=SCORE_THRESHOLD))
     return found / total, elapsed
 
 
 @pytest.mark.slow
 def test_overfits_two_pages(detector_data):
-    pages = KuzushijiPageDataset(detector_data['data_dir'], 'train', 0,
-                                 detector_data['split_dir'])
-    items = [pages[0], pages[1]]
-    assert all(len(item['bboxes']) > 20 for item in items)
-    found, elapsed = overfit(items)
+    found, elapsed = overfit(two_training_pages(detector_data))
     assert found >= MIN_FOUND, (found, elapsed)

@@ -1,15 +1,14 @@
-import time
-
 import chainer
 import numpy as np
 import pytest
 
-from kr.bbox import iou_matrix
-from kr.datasets import KuzushijiPageDataset
 from kr.detector.fixed_size import fixed_size_converter
 from kr.detector.fixed_size import FixedSizeTrainTransform
 from kr.detector.retinanet.model import RetinaNetResNet
 from kr.detector.retinanet.training import RetinaNetTrainChain
+from tests.detector_tests.conftest import found_boxes
+from tests.detector_tests.conftest import train_steps
+from tests.detector_tests.conftest import two_training_pages
 
 #: Network input: the fixture's 216 x 320 pages resized to 320 x 320, so their 7-9 px
 #: characters become about 10 x 7 px, the size of a real page's squeezed to 512 x 512.
@@ -27,31 +26,18 @@ SCORE_THRESHOLD = 0.2
 
 @pytest.mark.slow
 def test_overfits_two_pages(detector_data):
-    pages = KuzushijiPageDataset(detector_data['data_dir'], 'train', 0,
-                                 detector_data['split_dir'])
-    items = [pages[0], pages[1]]
-    assert all(len(item['bboxes']) > 20 for item in items)
+    items = two_training_pages(detector_data)
     np.random.seed(0)
     model = RetinaNetResNet(depth=50, width=0.125, input_size=INPUT_SIZE,
                             anchor_scale=ANCHOR_SCALE)
     chain = RetinaNetTrainChain(model)
-    optimizer = chainer.optimizers.Adam(alpha=3e-3)
-    optimizer.setup(chain)
     transform = FixedSizeTrainTransform(INPUT_SIZE)
     batch = fixed_size_converter([transform(item) for item in items],
                                  chainer.get_device('@numpy'))
-    start = time.perf_counter()
-    for _ in range(ITERATIONS):
-        optimizer.update(chain, *batch)
-    elapsed = time.perf_counter() - start
+    elapsed = train_steps(chain, batch, ITERATIONS, alpha=3e-3)
 
-    found = total = detected = 0
-    for item in items:
-        bboxes, scores = model.detect(item['image'], score_threshold=SCORE_THRESHOLD)
-        if len(bboxes):
-            found += int((iou_matrix(item['bboxes'], bboxes).max(axis=1) >= 0.5).sum())
-        total += len(item['bboxes'])
-        detected += len(bboxes)
+    found, total, detected = found_boxes(
+        items, lambda image: model.detect(image, score_threshold=SCORE_THRESHOLD))
     assert found / total >= 0.9, (found, total, detected, elapsed)
     # and not by boxing everything
     assert detected <= 4 * total, (found, total, detected, elapsed)
