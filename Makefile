@@ -26,7 +26,7 @@ DEMO_DATA := data/kuzushiji-recognition-synthetic
 DEMO_SPLIT := $(DEMO_DATA)-gsplit
 DEMO_CROPS := $(DEMO_DATA)-crops
 DEMO_OUT := results/demo
-DEMO_TRAIN_PAGES ?= 120
+DEMO_TRAIN_PAGES ?= 240
 DEMO_TEST_PAGES ?= 20
 DEMO_PAGE_HEIGHT ?= 1500
 DEMO_SEED ?= 0
@@ -43,11 +43,33 @@ PSEUDO := $(DEMO_OUT)/pseudo-labels/pseudo_labels.json
 MODEL_DIR := $(DEMO_OUT)/model
 READING_DIR := $(DEMO_OUT)/reading
 HAVE_ORT = $$($(VPY) -c 'import onnxruntime' 2>/dev/null && echo yes)
+# Scripts 05 and 07 run the models with ONNX Runtime when the onnx extra is installed (the
+# default): the same models and outputs as with Chainer, in less time.
+ORT_BACKEND = $$(test -n "$(HAVE_ORT)" && echo --backend onnxruntime)
 
-.PHONY: install install-mpi check-python test demo demo-steps demo-report clean-demo
+# The brush fonts the synthetic pages are written with (kr/synthetic/fonts.py): Debian's
+# public-domain packages, installed when this runs as root with apt; otherwise a notice, and
+# the generator falls back to the bundled IPAexGothic (it says so too).
+BRUSH_FONT_PACKAGES := fonts-kouzan-mouhitsu fonts-aoyagi-soseki fonts-aoyagi-kouzan-t
+BRUSH_FONT_FILE := /usr/share/fonts/truetype/kouzan-mouhitsu/KouzanBrushFontSousyo.ttf
 
-install: $(STAMP)
+.PHONY: install install-mpi install-fonts check-python test demo demo-steps demo-report clean-demo
+
+install: $(STAMP) install-fonts
 	@$(MAKE) --no-print-directory check-python
+
+install-fonts:
+	@test -f $(BRUSH_FONT_FILE) || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        echo "installing the brush fonts of the synthetic pages ($(BRUSH_FONT_PACKAGES))"; \
+	        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	            $(BRUSH_FONT_PACKAGES) >/dev/null; } || echo "could not install" \
+	            "$(BRUSH_FONT_PACKAGES): the synthetic pages fall back to IPAexGothic" >&2; \
+	    else \
+	        echo "notice: the synthetic pages look more like kuzushiji with the brush fonts" \
+	            "$(BRUSH_FONT_PACKAGES) (Debian/Ubuntu: sudo apt-get install" \
+	            "$(BRUSH_FONT_PACKAGES)); without them they use the bundled IPAexGothic" >&2; \
+	    fi; }
 
 # The chosen interpreter is a supported Python, and an existing $(VENV) was made with the
 # same minor version (a .venv of 3.11 is not reused for PYTHON=python3.13).
@@ -118,12 +140,12 @@ $(CLF): $(DEMO_CROPS)/trainval.json
 
 $(SUB_BEFORE): $(DET) $(CLF)
 	$(VPY) scripts/07_make_submission.py $(DET) $(CLF) --data-dir $(DEMO_DATA) \
-	    --out $(dir $@)
+	    --out $(dir $@) $(ORT_BACKEND)
 
 # Pseudo labels reuse the first submission's detections (same detector).
 $(PSEUDO): $(SUB_BEFORE)
 	$(VPY) scripts/05_make_pseudo_labels.py $(DET) $(CLF) --data-dir $(DEMO_DATA) \
-	    --out $(dir $@) --restart --detections $(dir $(SUB_BEFORE))detection.csv
+	    --out $(dir $@) --restart --detections $(dir $(SUB_BEFORE))detection.csv $(ORT_BACKEND)
 
 $(FT): $(PSEUDO)
 	$(VPY) scripts/06_finetune_classifier.py $(CLF) $(DEMO_FLAGS) \
@@ -133,7 +155,7 @@ $(FT): $(PSEUDO)
 # The detector is the same: the second submission reuses the first one's detections.
 $(SUB): $(FT) $(SUB_BEFORE)
 	$(VPY) scripts/07_make_submission.py $(DET) $(FT) --data-dir $(DEMO_DATA) --out $(dir $@) \
-	    --detections $(dir $(SUB_BEFORE))detection.csv
+	    --detections $(dir $(SUB_BEFORE))detection.csv $(ORT_BACKEND)
 	$(VPY) scripts/08_evaluate.py $(SUB) $(DEMO_DATA)/test_labels.csv \
 	    --pages-out $(DEMO_OUT)/submission/pages.csv > $(DEMO_OUT)/metrics.json
 

@@ -151,13 +151,15 @@ def save_ground_truth(data_dir: str, image_id: str, out: str, with_chars: bool =
     texts = None
     if with_chars:
         mapping = KuzushijiUnicodeMapping(data_dir)
-        texts = [_char(u, mapping) for u in unicodes]
+        texts = [display_char(u, mapping) for u in unicodes]
     save_page(out, image, bboxes=bboxes, texts=texts, colors=GT_COLOR, max_side=max_side,
               title='{} ({} characters)'.format(image_id, len(bboxes)))
     return len(bboxes)
 
 
-def _char(unicode: str, mapping=None) -> str:
+def display_char(unicode: str, mapping=None) -> str:
+    """The character of a class code, to draw: from ``mapping`` when it has it, else the code
+    point itself, else the code as written (``'?'``, an unknown code)."""
     if mapping is not None and unicode in mapping:
         return mapping.unicode_to_char(unicode)
     try:
@@ -198,9 +200,9 @@ def draw_scored_page(image, gt_unicodes, gt_boxes, pred_unicodes, pred_points, m
     if title is None:
         title = 'TP {} (green)  FP {} (red)  FN {} (orange)'.format(tp, fp, fn)
     return draw_page(
-        image, bboxes=gt_boxes, texts=[_char(u, mapping) for u in gt_unicodes],
+        image, bboxes=gt_boxes, texts=[display_char(u, mapping) for u in gt_unicodes],
         colors=[TP_COLOR if m >= 0 else FN_COLOR for m in match],
-        points=pred_points, point_texts=[_char(u, mapping) for u in pred_unicodes],
+        points=pred_points, point_texts=[display_char(u, mapping) for u in pred_unicodes],
         point_colors=[TP_COLOR if u else FP_COLOR for u in used], title=title, max_side=max_side)
 
 
@@ -241,7 +243,7 @@ def save_predictions(data_dir: str, image_id: str, submission: str, out: str,
                                    image_id, score.tp, score.fp, score.fn))
     else:
         fig = draw_page(image, points=points,
-                        point_texts=[_char(u, mapping) for u in pred_unicodes],
+                        point_texts=[display_char(u, mapping) for u in pred_unicodes],
                         title='{} ({} predicted characters)'.format(image_id, len(points)),
                         max_side=max_side)
     save_figure(fig, out)

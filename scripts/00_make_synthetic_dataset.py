@@ -33,6 +33,10 @@ def make_parser():
                              '(default: %(default)s)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --out folder')
+    parser.add_argument('--no-brush-fonts', dest='brush_fonts', action='store_false',
+                        help='leave out the installed brush fonts (fonts-kouzan-mouhitsu, '
+                             'fonts-aoyagi-soseki, fonts-aoyagi-kouzan-t; used by default): '
+                             'the bundled IPAexGothic only')
     parser.add_argument('--system-fonts', action='store_true',
                         help='also use installed CJK fonts that draw the whole vocabulary '
                              '(off by default so that the data does not depend on the machine)')
@@ -49,7 +53,8 @@ def main(argv=None):
         info = generator.make_synthetic_dataset(
             args.out, train_pages=args.train_pages, test_pages=args.test_pages,
             seed=args.seed, workers=args.workers, overwrite=args.overwrite,
-            page_height=args.page_height, fonts=args.font, system_fonts=args.system_fonts)
+            page_height=args.page_height, fonts=args.font, system_fonts=args.system_fonts,
+            brush_fonts=args.brush_fonts)
     except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError,
             PermissionError) as e:
         # Bad arguments: say which, without a traceback (exit status 2, like argparse).

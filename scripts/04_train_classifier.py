@@ -18,6 +18,7 @@ import argparse
 from kr import cli
 from kr.classifier import CLASSIFIERS
 from kr.classifier import training
+from kr.classifier.transforms import JITTERS
 from kr.datasets import KuzushijiUnicodeMapping
 from kr.datasets.sampling import SAMPLERS
 from kr.training import OPTIMIZERS
@@ -47,6 +48,9 @@ def parse_args(argv=None):
                    help="nesterov (the original's) or adam (--lr is then its alpha)")
     p.add_argument('--input-size', type=int, help='crop side in pixels')
     p.add_argument('--width', type=float, help='channel multiplier of the network')
+    p.add_argument('--dropout', type=float,
+                   help="dropout ratio before the class layer (default: the architecture's, "
+                        '0.2 MobileNetV3, 0.5 ResNet and Xception; demo preset: 0)')
     p.add_argument('--sampler', choices=SAMPLERS,
                    help='order of the training crops: random (uniform over crops) or balanced '
                         '(default: random)')
@@ -56,6 +60,10 @@ def parse_args(argv=None):
     p.add_argument('--augment', choices=training.AUGMENTATIONS,
                    help='training augmentation: full (SPEC section 4), light (colour only) '
                         'or none (crop jitter only)')
+    p.add_argument('--jitter', choices=sorted(JITTERS),
+                   help='training crop jitter: spec (SPEC section 4: side 1.1-1.3 of the '
+                        "character's longer side, centre shift 0.1) or wide (0.95-1.4, 0.15: "
+                        "for a detector with looser boxes; the demo preset's)")
     p.add_argument('--resume', default=None, help='trainer snapshot (snapshot_iter_<n>)')
     p.add_argument('--workers', '--loaderjob', dest='workers', type=int, default=None,
                    help='data loading processes (default: 0 on the CPU, 8 on a GPU; '

@@ -16,6 +16,7 @@ import argparse
 from kr import cli
 from kr.classifier import classifier_architecture
 from kr.classifier import finetune
+from kr.classifier.transforms import JITTERS
 from kr.training import TrainingDiverged
 
 
@@ -34,6 +35,8 @@ def parse_args(argv=None):
     p.add_argument('--lr', type=float)
     p.add_argument('--trainval-per-epoch', type=int, help='trainval crops per epoch')
     p.add_argument('--pseudo-per-epoch', type=int, help='pseudo-label crops per epoch')
+    p.add_argument('--jitter', choices=sorted(JITTERS),
+                   help="training crop jitter (default: the pretrained run's)")
     p.add_argument('--cv-index', type=int, default=0, help='fold whose val crops are reported')
     p.add_argument('--resume', default=None, help='trainer snapshot (snapshot_iter_<n>)')
     p.add_argument('--workers', '--loaderjob', dest='workers', type=int, default=None,
@@ -52,6 +55,8 @@ def main(argv=None):
         comm = cli.communicator(args)
         settings = cli.preset_settings(finetune.finetune_classifier, finetune.PRESETS, args)
         vars(args).update(classifier_architecture(args.pretrained))
+        if settings['jitter'] is None:    # recorded as used
+            settings['jitter'] = args.jitter = finetune.pretrained_jitter(args.pretrained)
         record = cli.setup_run(args)
         result = finetune.finetune_classifier(**dict(settings, run_record=record, comm=comm))
     except (ValueError, FileNotFoundError, TrainingDiverged, ImportError) as e:

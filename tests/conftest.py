@@ -51,8 +51,9 @@ def tiny_kaggle_dir(tmp_path_factory):
     data_dir = str(root / 'kuzushiji-recognition')
     split_dir = str(root / 'kuzushiji-recognition-gsplit')
     crop_dir = str(root / 'kuzushiji-recognition-crops')
+    # IPAexGothic only: the same data on every machine, whatever fonts it has installed.
     make_synthetic_dataset(out=data_dir, train_pages=12, test_pages=3, seed=0, page_height=480,
-                           workers=1)
+                           workers=1, brush_fonts=False)
     split_train_val(data_dir, split_dir)
     crop_characters(data_dir, crop_dir, split_dir=split_dir, workers=1)
     return {'data_dir': data_dir, 'split_dir': split_dir, 'crop_dir': crop_dir}

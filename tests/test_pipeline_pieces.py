@@ -108,7 +108,7 @@ def test_make_submission_scores_and_caches(tiny_kaggle_dir, oracle, tmp_path):
     rows = read_submission(os.path.join(out, 'submission.csv'))
     order = [l.split(',')[0] for l in open(os.path.join(data_dir, 'sample_submission.csv')).read().split('\n')[1:] if l]
     assert list(rows) == order
-    assert info['metrics']['f1'] == 1.0 and info['metrics']['fp'] == 0
+    assert info['metrics']['f1'] == 1.0 and info['metrics']['fp'] == 0, info['metrics']
     assert json.load(open(os.path.join(out, 'metrics.json')))['f1'] == 1.0
     assert set(read_detections(cache)) == set(order) and oracle.detected == order
     saved = json.load(open(os.path.join(out, 'submission_info.json')))

@@ -28,12 +28,14 @@ CLASSIFIERS = {
     'resnet50': Resnet50,
     'xception': Xception,
 }
-#: Keys of a classifier run's args.json that rebuild its architecture.
-ARCHITECTURE_KEYS = ('model', 'n_classes', 'width', 'input_size')
+#: Keys of a classifier run's args.json that rebuild its architecture (``dropout``, absent
+#: from runs before issue 13, changes no weights: it is kept so that a finetuning run
+#: trains with its pretrained run's ratio).
+ARCHITECTURE_KEYS = ('model', 'n_classes', 'width', 'input_size', 'dropout')
 
 
 def build_classifier(model: str, n_classes: int, width: float = 1.0,
-                     input_size: int = INPUT_SIZE):
+                     input_size: int = INPUT_SIZE, dropout: float = None):
     """A fresh classifier by architecture name.
 
     Args:
@@ -41,19 +43,26 @@ def build_classifier(model: str, n_classes: int, width: float = 1.0,
         n_classes: Output classes.
         width: Channel multiplier.
         input_size: Crop side used by ``classify``.
+        dropout: Dropout ratio before the class layer, in ``[0, 1)`` (``None``: the
+            architecture's own, 0.2 for MobileNetV3, 0.5 for ResNet and Xception).
 
     Raises:
-        ValueError: Unknown name (the choices are listed).
+        ValueError: Unknown name (the choices are listed), or a ratio outside ``[0, 1)``.
     """
     if model not in CLASSIFIERS:
         raise ValueError('unknown classifier {!r}: choose one of {}'.format(
             model, ', '.join(CLASSIFIERS)))
-    return CLASSIFIERS[model](n_classes, width=width, input_size=input_size)
+    kwargs = {}
+    if dropout is not None:
+        if not 0 <= dropout < 1:
+            raise ValueError('dropout must be in [0, 1), got {}'.format(dropout))
+        kwargs['dropout_ratio'] = float(dropout)
+    return CLASSIFIERS[model](n_classes, width=width, input_size=input_size, **kwargs)
 
 
 def classifier_architecture(model_path: str, args_path: str = None) -> dict:
-    """``model``, ``n_classes``, ``width`` and ``input_size`` of the run that wrote
-    ``model_path`` (from its ``args.json``).
+    """``model``, ``n_classes``, ``width``, ``input_size`` and ``dropout`` of the run that
+    wrote ``model_path`` (from its ``args.json``; ``None`` for a key it lacks).
 
     Raises:
         FileNotFoundError: Missing weights or args.json (named).
@@ -86,7 +95,7 @@ def load_classifier(model_path: str, args_path: str = None):
     """
     arch = classifier_architecture(model_path, args_path)
     model = build_classifier(arch['model'], arch['n_classes'], width=arch['width'] or 1.0,
-                             input_size=arch['input_size'] or INPUT_SIZE)
+                             input_size=arch['input_size'] or INPUT_SIZE, dropout=arch['dropout'])
     load_weights(model_path, model, '{} classifier'.format(arch['model']))
     return model
 

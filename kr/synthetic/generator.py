@@ -9,9 +9,17 @@
     out/sample_submission.csv     image_id,labels   (Kaggle's placeholder labels)
     out/test_labels.csv           test ground truth, same format as train.csv
     out/test_reading_order.json   per test page, per labelled character in label order: its
-                                  block, main column and ruby flag; and the main text (one
-                                  line per column, ruby left out)
-    out/synthetic_info.json       seed, counts, page size, fonts, vocabulary statistics
+                                  block, main column and ruby flag (labelled annotation
+                                  columns); and the main text (one line per column, those
+                                  left out). The unlabelled ruby beside kanji is in neither.
+    out/synthetic_info.json       seed, counts, page size, fonts (and those of each page),
+                                  vocabulary statistics
+
+Fonts: the bundled IPAexGothic and, by default, the brush fonts of
+:data:`kr.synthetic.fonts.BRUSH_FONTS` found on the machine; a book is written in one of them
+(cursive and brush hands most often, each font in its share of the books of each split), and
+a character its font lacks in another. The data
+are byte-identical for a seed on machines with the same fonts.
 
 Pages are grouped in books (several pages each, one look per book); the book title is the
 first token of an image id split on ``_`` and ``-``, and test books never appear in train.
@@ -22,6 +30,7 @@ files are byte-identical for a seed whatever the number of worker processes.
 import collections
 import concurrent.futures
 import csv
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -53,8 +62,11 @@ DEFAULT_PAGE_HEIGHT = 1500
 MIN_PAGE_HEIGHT = 128
 #: Fixed JPEG quality: the output must not depend on library defaults.
 JPEG_QUALITY = 90
-#: Pages per book (the real books have from a handful to hundreds of pages).
-PAGES_PER_BOOK_RANGE = (4, 24)
+#: Pages per book. The real books have from a handful to hundreds of pages, but a book here
+#: is one font and one look (ink, paper, size, layout), so short books are what give a
+#: training set of a few hundred pages each hand in several books: with 120 pages in books of
+#: 4-24 a font met 2 training books on average, and a test book's hand was often new.
+PAGES_PER_BOOK_RANGE = (2, 8)
 #: Fewest books per split when there are enough pages: the group 4-fold split by book
 #: (scripts/01_split_train_val.py) needs at least 4, and 8 keeps its folds balanced.
 MIN_BOOKS = 8
@@ -126,17 +138,17 @@ def _plan_books(rng, n_pages):
     return books
 
 
-def _init_worker(font_paths, n_classes, page_height):
+def _init_worker(font_paths, n_classes, page_height, styles=None, coverage=None):
     """Per-process state: one glyph renderer (with its cache) and the vocabulary."""
-    _WORKER['renderer'] = render.GlyphRenderer(font_paths)
+    _WORKER['renderer'] = render.GlyphRenderer(font_paths, styles=styles, coverage=coverage)
     _WORKER['vocabulary'] = make_vocabulary(n_classes)
     _WORKER['page_height'] = page_height
 
 
-def _init_pool_worker(font_paths, n_classes, page_height):
+def _init_pool_worker(*args):
     # Each process draws whole pages; OpenCV's own threads would only compete for the cores.
     cv2.setNumThreads(1)
-    _init_worker(font_paths, n_classes, page_height)
+    _init_worker(*args)
 
 
 def _render_task(task):
@@ -152,14 +164,18 @@ def _render_task(task):
     with open(task['path'], 'wb') as f:
         f.write(data.tobytes())
     return {'image_id': task['image_id'], 'labels': page.labels, 'unicodes': page.unicodes,
-            'width': int(page.image.shape[1]), 'reading_order': _reading_order(page)}
+            'width': int(page.image.shape[1]), 'reading_order': _reading_order(page),
+            'fonts': list(page.fonts), 'ruby_groups': int(len(page.ruby_bboxes))}
 
 
 def _reading_order(page) -> dict:
     """Block, main column and ruby flag of each labelled character, and the main text.
 
-    A synthetic page has one text block. An annotation (ruby) column glosses the main column
-    on its right, the one labelled just before it, and gets that column's number.
+    A synthetic page has one text block. A labelled annotation column glosses the main
+    column on its right, the one labelled just before it, gets that column's number and
+    ``ruby: true``, and stays out of the main text. The unlabelled ruby beside the kanji is
+    not a labelled character, so it appears nowhere here (neither in the per-character lists
+    nor in the text), as it is absent from the Kaggle labels.
     """
     ruby = [bool(r) for r in page.ruby]
     column, lines = [], []
@@ -182,17 +198,36 @@ def _write_csv(path, header, rows):
         writer.writerows(rows)
 
 
-def _resolve_fonts(vocabulary, extra_fonts, system_fonts):
+def _resolve_fonts(vocabulary, extra_fonts, system_fonts, brush_fonts, font_dirs):
+    """Font paths (bundled first, no file twice), their hands, and their coverage."""
     paths = [fonts_lib.bundled_font_path()]
+    if brush_fonts:
+        found = fonts_lib.find_brush_fonts(font_dirs)
+        if not found:
+            logger.warning(
+                'no brush fonts found in %s: the synthetic pages use the bundled IPAexGothic '
+                'only, a print font that looks little like kuzushiji. Install %s (Debian/'
+                'Ubuntu: `sudo apt-get install %s`, or `make install-fonts` as root).',
+                ', '.join(font_dirs), ', '.join(fonts_lib.BRUSH_FONT_PACKAGES),
+                ' '.join(fonts_lib.BRUSH_FONT_PACKAGES))
+        paths.extend(found)
     for path in extra_fonts:
         paths.append(fonts_lib.check_font(path, vocabulary.chars, argument='--font'))
     if system_fonts:
-        paths.extend(fonts_lib.find_system_fonts(vocabulary.chars))
+        paths.extend(fonts_lib.find_system_fonts(vocabulary.chars, font_dirs))
     unique = []
     for p in paths:
         if os.path.realpath(p) not in {os.path.realpath(q) for q in unique}:
             unique.append(p)
-    return unique
+    styles = [fonts_lib.font_style(p) for p in unique]
+    rows = fonts_lib.font_coverage(unique, vocabulary.chars)
+    coverage = {c: tuple(row[i] for row in rows) for i, c in enumerate(vocabulary.chars)}
+    for p, row in zip(unique, rows):
+        if not all(row):
+            logger.info('font %s lacks %d of the %d vocabulary characters (%s): they are '
+                        'drawn with other fonts', os.path.basename(p), row.count(False),
+                        len(row), ''.join(c for c, ok in zip(vocabulary.chars, row) if not ok))
+    return unique, styles, coverage
 
 
 def make_synthetic_dataset(out: str = DEFAULT_OUT, *, train_pages: int = DEFAULT_TRAIN_PAGES,
@@ -201,7 +236,8 @@ def make_synthetic_dataset(out: str = DEFAULT_OUT, *, train_pages: int = DEFAULT
                            page_height: int = DEFAULT_PAGE_HEIGHT,
                            n_classes: int = DEFAULT_N_CLASSES,
                            empty_page_rate: float = EMPTY_PAGE_RATE,
-                           fonts=(), system_fonts: bool = False) -> dict:
+                           fonts=(), system_fonts: bool = False, brush_fonts: bool = True,
+                           font_dirs=fonts_lib.SYSTEM_FONT_DIRS) -> dict:
     """Generate a synthetic kuzushiji dataset in the Kaggle layout (see the module doc).
 
     The folder is built under a temporary name and moved to ``out`` only when complete
@@ -217,8 +253,12 @@ def make_synthetic_dataset(out: str = DEFAULT_OUT, *, train_pages: int = DEFAULT
         page_height: Page height in pixels; widths are 0.62-0.71 of it.
         n_classes: Rows of unicode_translation.csv; about 12 % of them never occur.
         empty_page_rate: Share of pages (per split, rounded) without any character.
-        fonts: Extra font files (each must draw every vocabulary character).
+        fonts: Extra font files (each must draw some vocabulary characters; those it
+            lacks are drawn with other fonts).
         system_fonts: Also use installed fonts that draw the whole vocabulary.
+        brush_fonts: Use the brush fonts of :data:`kr.synthetic.fonts.BRUSH_FONTS` found in
+            ``font_dirs`` (a warning says when there are none).
+        font_dirs: Folders searched for brush and system fonts.
 
     Returns:
         dict: What was written to synthetic_info.json.
@@ -240,7 +280,9 @@ def make_synthetic_dataset(out: str = DEFAULT_OUT, *, train_pages: int = DEFAULT
         fonts = [fonts]
     out = _check_out(out, overwrite)
     vocabulary = make_vocabulary(n_classes)
-    font_paths = _resolve_fonts(vocabulary, fonts, system_fonts)
+    font_paths, font_styles, coverage = _resolve_fonts(vocabulary, fonts, system_fonts,
+                                                       brush_fonts, list(font_dirs))
+    font_weights = fonts_lib.style_weights(font_styles)
 
     # Plan books and pages from their own stream so that the plan never depends on the pages.
     plan_ss, books_ss = np.random.SeedSequence(seed).spawn(2)
@@ -251,6 +293,8 @@ def make_synthetic_dataset(out: str = DEFAULT_OUT, *, train_pages: int = DEFAULT
     for name, n in splits:
         n_empty = int(round(n * empty_page_rate))
         empties[name] = set(plan_rng.choice(n, size=n_empty, replace=False).tolist())
+    fonts_of_books = {name: fonts_lib.book_fonts(plan_rng, len(book_sizes[name]), font_weights)
+                      for name, _ in splits}
     n_books = sum(len(v) for v in book_sizes.values())
     book_seeds = books_ss.spawn(n_books)
 
@@ -261,9 +305,11 @@ def make_synthetic_dataset(out: str = DEFAULT_OUT, *, train_pages: int = DEFAULT
             image_dir = os.path.join(tmp, '{}_images'.format(name))
             os.makedirs(image_dir)
             page_in_split = 0
-            for n in book_sizes[name]:
+            for n, font_index in zip(book_sizes[name], fonts_of_books[name]):
                 style_ss, *page_seeds = book_seeds[book_index].spawn(1 + n)
-                style = sample_book_style(np.random.default_rng(style_ss), len(font_paths))
+                style = dataclasses.replace(
+                    sample_book_style(np.random.default_rng(style_ss), len(font_paths),
+                                      font_weights), font_index=font_index)
                 for page in range(n):
                     image_id = _image_id(book_index, page)
                     tasks[name].append({
@@ -277,7 +323,7 @@ def make_synthetic_dataset(out: str = DEFAULT_OUT, *, train_pages: int = DEFAULT
         logger.info('rendering %d train + %d test pages (%d books, %d fonts) with %d worker(s)',
                     train_pages, test_pages, n_books, len(font_paths), workers)
         if workers == 1:
-            _init_worker(font_paths, len(vocabulary), page_height)
+            _init_worker(font_paths, len(vocabulary), page_height, font_styles, coverage)
             try:
                 results = [_render_task(t) for t in progress(all_tasks, desc='pages')]
             finally:
@@ -287,7 +333,7 @@ def make_synthetic_dataset(out: str = DEFAULT_OUT, *, train_pages: int = DEFAULT
             pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=min(workers, len(all_tasks)),
                 mp_context=multiprocessing.get_context('spawn'), initializer=_init_pool_worker,
-                initargs=(font_paths, len(vocabulary), page_height))
+                initargs=(font_paths, len(vocabulary), page_height, font_styles, coverage))
             try:
                 results = list(progress(pool.map(_render_task, all_tasks), total=len(all_tasks),
                                         desc='pages'))
@@ -310,7 +356,7 @@ def make_synthetic_dataset(out: str = DEFAULT_OUT, *, train_pages: int = DEFAULT
         fileio.write_json(os.path.join(tmp, READING_ORDER_JSON), {
             'format_version': READING_ORDER_VERSION,
             'pages': [dict(image_id=r['image_id'], **r['reading_order']) for r in test_results]})
-        info = _summary(seed, page_height, font_paths, vocabulary, book_sizes,
+        info = _summary(seed, page_height, font_paths, font_styles, vocabulary, book_sizes,
                         train_results, test_results)
         fileio.write_json(os.path.join(tmp, 'synthetic_info.json'), info)
     logger.info('wrote %s: %d pages, %d characters, %d classes occurring', out,
@@ -320,7 +366,7 @@ def make_synthetic_dataset(out: str = DEFAULT_OUT, *, train_pages: int = DEFAULT
     return info
 
 
-def _summary(seed, page_height, font_paths, vocabulary, book_sizes, train_results,
+def _summary(seed, page_height, font_paths, font_styles, vocabulary, book_sizes, train_results,
              test_results):
     """The content of synthetic_info.json (no paths, no times: it must be reproducible)."""
     def counts(results):
@@ -335,6 +381,7 @@ def _summary(seed, page_height, font_paths, vocabulary, book_sizes, train_result
     char_of = {u: c for u, c in vocabulary.table()}
     occurring = set(train_counts) | set(test_counts)
     train_values = sorted(train_counts.values())
+    names = [os.path.basename(p) for p in font_paths]
     return {
         'seed': seed,
         'kr_version': kr.__version__,
@@ -348,7 +395,13 @@ def _summary(seed, page_height, font_paths, vocabulary, book_sizes, train_result
         'page_height': page_height,
         'page_width': {'min': min(widths), 'max': max(widths)},
         'jpeg_quality': JPEG_QUALITY,
-        'fonts': [os.path.basename(p) for p in font_paths],
+        'fonts': names,
+        'font_styles': dict(zip(names, font_styles)),
+        # Fonts drawn with on each page (its book's font, and any drawn in its place).
+        'page_fonts': {r['image_id']: [names[i] for i in r['fonts']]
+                       for r in train_results + test_results},
+        'ruby_groups': {'train': sum(r['ruby_groups'] for r in train_results),
+                        'test': sum(r['ruby_groups'] for r in test_results)},
         'vocabulary': {
             'classes_in_mapping': len(vocabulary),
             'classes_with_nonzero_frequency': len(vocabulary.used_chars),

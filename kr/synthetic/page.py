@@ -6,6 +6,14 @@ lines, sometimes with column rules, small annotation columns, short columns wher
 paragraph ends, unlabelled marks, ligature strokes between kana, bleed-through from the
 other side of the sheet, stains, and the dark surroundings of a photographed book.
 
+What the five real pages in the project's sample show (a popular Edo-period book, one page
+each, photographed on a dark ground with the leaves beneath showing at the edge) and the
+generator draws: brush and cursive hands (fonts of :mod:`kr.synthetic.fonts`); small
+unlabelled ruby (furigana) right of the main column beside most kanji, one to four kana at
+about a third of the main size, which the Kaggle labels leave out; a wide column pitch that
+leaves room for it; kana with long final strokes (し, く, へ...) up to about twice the em
+high; a deep head margin above the frame; faint mirrored text of the other side.
+
 A book shares one :class:`BookStyle` (paper, ink, font, character size, frame); each page
 varies it a little. Everything random comes from the generator passed in.
 """
@@ -16,6 +24,7 @@ import cv2
 import numpy as np
 
 from kr.datasets.labels import format_labels
+from kr.synthetic import fonts
 from kr.synthetic import paper as paper_lib
 from kr.synthetic import render
 from kr.synthetic.vocabulary import Vocabulary
@@ -63,11 +72,37 @@ SHEET_MARGIN_RANGE = (0.015, 0.06)
 TEXT_MARGIN_RANGE = (0.07, 0.13)
 #: Chance that two close kana are joined by a thin connecting stroke (renmentai).
 LIGATURE_RATE = 0.15
+#: Unlabelled ruby (furigana): chance per book of each rate that a main-column kanji gets a
+#: reading beside it (the real sample's book glosses nearly every kanji; many books none).
+RUBY_RATES = (0.0, 0.35, 0.8)
+RUBY_RATE_WEIGHTS = (0.35, 0.3, 0.35)
+#: Em size of ruby relative to the main text (real sample: kana of 40-60 px beside main
+#: characters of about 150 px), and the number of kana per glossed kanji (1-4).
+RUBY_SCALE_RANGE = (0.28, 0.42)
+RUBY_LENGTH_WEIGHTS = (0.3, 0.4, 0.2, 0.1)
+#: Gap between the kanji's right edge and its ruby, in main em units.
+RUBY_GAP_RANGE = (0.02, 0.14)
+#: Extra column pitch (main em units) of books with ruby: the real sample's columns are
+#: about 2 em apart, the ruby sitting in the space.
+RUBY_PITCH_EXTRA = 0.3
+#: Kana written with a long final stroke, the chance of it, and how much taller the glyph
+#: gets (real sample: boxes up to about twice the median height).
+ELONGATED_KANA = 'しくへつゝりノ'
+ELONGATE_RATE = 0.15
+ELONGATE_RANGE = (1.4, 2.2)
+#: Share of the usual horizontal jitter that an elongated glyph gets.
+ELONGATED_JITTER = 0.25
+#: Deep head margin: chance per book, and the extra top margin as a share of the sheet
+#: height (real sample: the frame starts at about 23 % of the sheet).
+HEAD_SPACE_RATE = 0.5
+HEAD_SPACE_RANGE = (0.06, 0.18)
 #: Unlabelled marks per page are drawn uniformly from [0, MAX_MARKS).
 MAX_MARKS = 12
 #: Chance of a red seal on a page, and of a picture on a page without text.
 SEAL_RATE = 0.08
 PICTURE_RATE = 0.3
+#: Smallest ink extent (pixels, either side) of a labelled glyph.
+MIN_GLYPH_PX = 2
 #: Tries to draw one character before a column is given up (guards against fonts that
 #: draw nothing for a character).
 MAX_GLYPH_TRIES = 20
@@ -101,6 +136,9 @@ class BookStyle:
         background_colour: RGB of the surroundings.
         texture: Strength of paper texture.
         bleed_through: Opacity of the mirrored text of the other side (0 for none).
+        ruby_rate: Chance that a main-column kanji gets unlabelled ruby (0 for none).
+        ruby_scale: Em size of the ruby relative to the main text.
+        head_space: Extra top margin as a share of the sheet height.
     """
     font_index: int
     nib: int
@@ -118,15 +156,27 @@ class BookStyle:
     background_colour: tuple
     texture: float
     bleed_through: float
+    ruby_rate: float = 0.0
+    ruby_scale: float = 0.35
+    head_space: float = 0.0
 
 
-def sample_book_style(rng: np.random.Generator, n_fonts: int = 1) -> BookStyle:
+def sample_book_style(rng: np.random.Generator, n_fonts: int = 1,
+                      font_weights=None) -> BookStyle:
     """Draw the shared look of one book.
 
     Args:
         rng: Random generator.
         n_fonts: Number of fonts available to the renderer.
+        font_weights: Chance of each font (default: all alike;
+            :func:`kr.synthetic.fonts.style_weights` favours the brush hands).
+
+    Raises:
+        ValueError: ``font_weights`` does not have ``n_fonts`` entries.
     """
+    if font_weights is not None and len(font_weights) != n_fonts:
+        raise ValueError('font_weights has {} entries for {} fonts'.format(
+            len(font_weights), n_fonts))
     paper = np.asarray(paper_lib.PAPER_COLOURS[rng.integers(len(paper_lib.PAPER_COLOURS))],
                        dtype=np.float64)
     # Jitter brightness and warmth, but keep R >= G >= B: old paper is never greenish or blue.
@@ -136,23 +186,34 @@ def sample_book_style(rng: np.random.Generator, n_fonts: int = 1) -> BookStyle:
                      dtype=np.float64)
     bg = paper_lib.BACKGROUND_COLOURS[rng.integers(len(paper_lib.BACKGROUND_COLOURS))]
     frame = int(rng.choice(3, p=[0.35, 0.4, 0.25]))
+    font_index = int(rng.choice(n_fonts, p=font_weights))
+    ruby_rate = float(rng.choice(RUBY_RATES, p=RUBY_RATE_WEIGHTS))
+    pitch = float(rng.uniform(*COLUMN_PITCH_RANGE)) + (RUBY_PITCH_EXTRA if ruby_rate else 0.0)
     return BookStyle(
-        font_index=int(rng.integers(n_fonts)),
+        font_index=font_index,
         nib=int(rng.integers(len(render.NIB_STYLES))),
         stroke_weight=float(rng.uniform(0.38, 0.6)),
         char_size=float(rng.uniform(*CHAR_SIZE_RANGE)),
-        pitch=float(rng.uniform(*COLUMN_PITCH_RANGE)),
+        pitch=pitch,
         max_rotation=float(rng.uniform(2.0, 7.0)),
         paper_colour=tuple(float(v) for v in paper),
         ink_colour=tuple(float(v) for v in ink),
         ink_strength=float(rng.uniform(0.88, 0.98)),
         frame=frame,
         column_rules=bool(frame > 0 and rng.random() < 0.3),
-        annotation_rate=float(rng.choice([0.0, 0.15, 0.35], p=[0.6, 0.25, 0.15])),
+        # Labelled annotation columns only in books without ruby: a book glosses its
+        # kanji with unlabelled ruby or carries labelled notes, so that small kana beside a
+        # column are never both.
+        annotation_rate=(0.0 if ruby_rate else
+                         float(rng.choice([0.0, 0.15, 0.35], p=[0.6, 0.25, 0.15]))),
         background=bool(rng.random() < 0.55),
         background_colour=tuple(float(v) for v in bg),
         texture=float(rng.uniform(0.7, 1.5)),
         bleed_through=float(rng.choice([0.0, rng.uniform(0.04, 0.12)], p=[0.4, 0.6])),
+        ruby_rate=ruby_rate,
+        ruby_scale=float(rng.uniform(*RUBY_SCALE_RANGE)),
+        head_space=(float(rng.uniform(*HEAD_SPACE_RANGE)) if rng.random() < HEAD_SPACE_RATE
+                    else 0.0),
     )
 
 
@@ -172,8 +233,13 @@ class SyntheticPage:
             (annotation columns count as columns here).
         glyph_masks: ``R`` bool arrays of shape ``(h, w)``: the ink of each character inside
             its own box (other characters' ink excluded).
-        ruby: ``(R,)`` bool, true for the characters of small annotation (interlinear ruby)
-            columns, which gloss the main column to their right and are labelled after it.
+        ruby: ``(R,)`` bool, true for the characters of small labelled annotation columns,
+            which gloss the main column to their right and are labelled after it.
+        ruby_ink: ``(H, W)`` float32 alpha of the unlabelled ruby (furigana) beside the
+            kanji, which the labels leave out as the Kaggle labels do (zero where none).
+        ruby_bboxes: ``(Q, 4)`` int32 ``(x, y, w, h)``: the extent of each unlabelled ruby
+            group (one group per glossed kanji), in the order drawn.
+        fonts: Indices (into the renderer's fonts) of the fonts drawn with, sorted.
     """
     image: np.ndarray
     ink: np.ndarray
@@ -182,6 +248,9 @@ class SyntheticPage:
     columns: np.ndarray
     glyph_masks: list
     ruby: np.ndarray = None
+    ruby_ink: np.ndarray = None
+    ruby_bboxes: np.ndarray = None
+    fonts: tuple = ()
 
     @property
     def labels(self) -> str:
@@ -333,7 +402,10 @@ def _draw_seal(rng, renderer, layer, centre, side, font_index):
     cell = side / 2.0
     for i in range(4):
         char = '印寿福徳文庫蔵書'[int(rng.integers(8))]
-        patch = renderer.render(rng, font_index, char, cell * 0.8, 3,
+        seal_font = renderer.font_for(font_index, char)
+        if seal_font is None:
+            continue
+        patch = renderer.render(rng, seal_font, char, cell * 0.8, 3,
                                 render.GlyphShape(weight=0.35, softness=0.5))
         if patch is None:
             continue
@@ -349,10 +421,73 @@ class _Text:
     columns: list = dataclasses.field(default_factory=list)
     masks: list = dataclasses.field(default_factory=list)
     ruby: list = dataclasses.field(default_factory=list)
+    ruby_bboxes: list = dataclasses.field(default_factory=list)   # unlabelled ruby groups
+    fonts: set = dataclasses.field(default_factory=set)
 
 
-def _write_text(rng, style, vocabulary, renderer, block, size, ink, ink_tone, marks):
-    """Lay out and draw the columns of a page into the three layers; returns the ground truth."""
+def _glyph(rng, style, renderer, char, csize, shape):
+    """``(patch, font index)`` of one occurrence, or ``(None, None)`` when no font draws it."""
+    font_index = renderer.font_for(style.font_index, char)
+    if font_index is None:
+        return None, None
+    return renderer.render(rng, font_index, char, csize, style.nib, shape), font_index
+
+
+def _overlaps(box, boxes):
+    """Whether ``box`` (x, y, w, h) meets any of ``boxes``."""
+    x, y, w, h = box
+    return any(x < bx + bw and bx < x + w and y < by + bh and by < y + h
+               for bx, by, bw, bh in boxes)
+
+
+def _draw_ruby(rng, style, vocabulary, renderer, kanji_box, size, ruby_ink, ink_tone, text):
+    """Unlabelled ruby beside one kanji: a few small kana stacked right of it, centred on it.
+
+    Drawn into ``ruby_ink`` and ``ink_tone`` (not the labelled character layer); skipped when
+    it would meet a labelled character already written (the columns to the right).
+    """
+    n = 1 + int(rng.choice(len(RUBY_LENGTH_WEIGHTS), p=RUBY_LENGTH_WEIGHTS))
+    rsize = size * style.ruby_scale
+    patches = []
+    for _ in range(n):
+        char = vocabulary.chars[int(rng.choice(len(vocabulary.chars),
+                                               p=vocabulary.kana_weights))]
+        shape = render.sample_shape(rng, style.max_rotation, style.stroke_weight)
+        patch, font_index = _glyph(rng, style, renderer, char, rsize * KANA_SCALE, shape)
+        if patch is not None:
+            patches.append((patch, font_index))
+    if not patches:
+        return
+    gap = rsize * 0.08
+    height = sum(p.shape[0] for p, _ in patches) + gap * (len(patches) - 1)
+    width = max(p.shape[1] for p, _ in patches)
+    kx, ky, kw, kh = kanji_box
+    x0 = kx + kw + rng.uniform(*RUBY_GAP_RANGE) * size
+    y0 = ky + kh / 2.0 - height / 2.0 + rng.normal(0.0, 0.1) * kh
+    group = (int(x0), int(y0), int(np.ceil(width)), int(np.ceil(height)))
+    ch, cw = ruby_ink.shape
+    if (group[0] < 0 or group[1] < 0 or group[0] + group[2] > cw or group[1] + group[3] > ch
+            or _overlaps(group, text.bboxes)):
+        return
+    strength = np.float32(style.ink_strength * rng.uniform(0.8, 1.0))
+    y = y0
+    for patch, font_index in patches:
+        px = int(round(x0 + (width - patch.shape[1]) / 2.0 + rng.normal(0.0, 0.05) * rsize))
+        geometry = _paste_max(ruby_ink, patch, px, int(round(y)))
+        if geometry is not None:
+            gx0, gy0, gx1, gy1, sub = geometry
+            np.maximum(ink_tone[gy0:gy1, gx0:gx1], sub * strength,
+                       out=ink_tone[gy0:gy1, gx0:gx1])
+            text.fonts.add(font_index)
+        y += patch.shape[0] + gap
+    text.ruby_bboxes.append(group)
+
+
+def _write_text(rng, style, vocabulary, renderer, block, size, ink, ink_tone, marks,
+                ruby_ink=None):
+    """Lay out and draw the columns of a page into the layers; returns the ground truth.
+
+    Unlabelled ruby goes to ``ruby_ink`` (none when it is None)."""
     text = _Text()
     columns_plan = _plan_columns(rng, style, block, size)
     used_weights = vocabulary.weights
@@ -375,7 +510,15 @@ def _write_text(rng, style, vocabulary, renderer, block, size, ink, ink_tone, ma
             if is_kana(char):
                 csize *= KANA_SCALE
             shape = render.sample_shape(rng, style.max_rotation, style.stroke_weight)
-            patch = renderer.render(rng, style.font_index, char, csize, style.nib, shape)
+            jitter = X_JITTER
+            if char in ELONGATED_KANA and rng.random() < ELONGATE_RATE:
+                # A long final stroke: taller by `stretch`, the width kept. It runs down the
+                # column's centre line (a thin glyph off the line reads as another column).
+                stretch = rng.uniform(*ELONGATE_RANGE)
+                csize *= np.sqrt(stretch)
+                shape.aspect /= stretch
+                jitter = X_JITTER * ELONGATED_JITTER
+            patch, font_index = _glyph(rng, style, renderer, char, csize, shape)
             if patch is None:
                 failures += 1
                 continue
@@ -384,6 +527,10 @@ def _write_text(rng, style, vocabulary, renderer, block, size, ink, ink_tone, ma
             cols = np.flatnonzero(inked.any(axis=0))
             ih = rows[-1] - rows[0] + 1
             iw = cols[-1] - cols[0] + 1
+            if min(ih, iw) < MIN_GLYPH_PX:
+                # A speck (a tiny glyph thinned away), not a character a labeller would box.
+                failures += 1
+                continue
             if prev_box is None:
                 gap = 0.0
             elif col.annotation and rng.random() < ANNOTATION_BREAK_RATE:
@@ -400,7 +547,7 @@ def _write_text(rng, style, vocabulary, renderer, block, size, ink, ink_tone, ma
                 break
             cx = (col.x + slope * (top - col.y0)
                   + wave_amp * np.sin(wave_phase + top / (3.0 * col.size))
-                  + rng.normal(0.0, X_JITTER) * col.size)
+                  + rng.normal(0.0, jitter) * col.size)
             px = int(round(cx - (cols[0] + iw / 2.0)))
             py = int(round(top)) - int(rows[0])
             geometry = _paste_max(ink, patch, px, py)
@@ -425,8 +572,13 @@ def _write_text(rng, style, vocabulary, renderer, block, size, ink, ink_tone, ma
             text.columns.append(column_index)
             text.ruby.append(bool(col.annotation))
             text.masks.append(mask[r[0]:r[-1] + 1, c[0]:c[-1] + 1].copy())
+            text.fonts.add(font_index)
             prev_box = box
             n_in_column += 1
+            if (ruby_ink is not None and not col.annotation and not is_kana(char)
+                    and rng.random() < style.ruby_rate):
+                _draw_ruby(rng, style, vocabulary, renderer, box, col.size, ruby_ink,
+                           ink_tone, text)
         if n_in_column:
             column_index += 1
     return text
@@ -456,10 +608,10 @@ def render_page(rng: np.random.Generator, page_height: int = 1500,
     if vocabulary is None:
         vocabulary = make_vocabulary()
     if renderer is None:
-        from kr.synthetic import fonts
         renderer = render.GlyphRenderer([fonts.bundled_font_path()])
     if style is None:
-        style = sample_book_style(rng, len(renderer.font_paths))
+        style = sample_book_style(rng, len(renderer.font_paths),
+                                  fonts.style_weights(renderer.styles))
     height = int(page_height)
     width = int(round(height * rng.uniform(*PAGE_ASPECT_RANGE)))
 
@@ -474,14 +626,16 @@ def render_page(rng: np.random.Generator, page_height: int = 1500,
     sw, sh = sx1 - sx0, sy1 - sy0
     mx = rng.uniform(*TEXT_MARGIN_RANGE, size=2) * sw
     my = rng.uniform(*TEXT_MARGIN_RANGE, size=2) * sh
+    my[0] += style.head_space * sh
     block = (sx0 + mx[0], sy0 + my[0], sx1 - mx[1], sy1 - my[1])
     size = max(MIN_CHAR_SIZE, style.char_size * height * rng.uniform(0.93, 1.07))
 
     ink = np.zeros((height, width), dtype=np.float32)          # characters, geometry
     ink_tone = np.zeros((height, width), dtype=np.float32)     # characters, as printed
     marks = np.zeros((height, width), dtype=np.float32)        # rules, marks, ligatures
+    ruby_ink = np.zeros((height, width), dtype=np.float32)     # unlabelled ruby, geometry
     text = _write_text(rng, style, vocabulary, renderer, block, size,
-                       ink, ink_tone, marks) if not empty else _Text()
+                       ink, ink_tone, marks, ruby_ink) if not empty else _Text()
     bboxes, unicodes, columns, glyph_masks = text.bboxes, text.unicodes, text.columns, text.masks
 
     # Ruled frame and column rules, drawn like a woodblock: slightly uneven lines.
@@ -567,4 +721,6 @@ def render_page(rng: np.random.Generator, page_height: int = 1500,
     boxes = np.asarray(bboxes, dtype=np.int32).reshape(-1, 4)
     return SyntheticPage(image=out, ink=ink, bboxes=boxes, unicodes=unicodes,
                          columns=np.asarray(columns, dtype=np.int32), glyph_masks=glyph_masks,
-                         ruby=np.asarray(text.ruby, dtype=bool))
+                         ruby=np.asarray(text.ruby, dtype=bool), ruby_ink=ruby_ink,
+                         ruby_bboxes=np.asarray(text.ruby_bboxes, dtype=np.int32).reshape(-1, 4),
+                         fonts=tuple(sorted(text.fonts)))

@@ -4,8 +4,9 @@ A glyph of a gothic font has strokes of one width with square ends; kuzushiji is
 with a brush whose stroke width depends on the stroke direction, with round ends, uneven
 pressure and a shaky hand. :class:`GlyphRenderer` approximates that in three steps:
 
-1. the font glyph is drawn large, thinned, and re-inked with a slanted elliptical nib
-   (dilation with a rotated ellipse), which makes strokes thick or thin by direction;
+1. the font glyph is drawn large; a print font's glyph is thinned and re-inked with a
+   slanted elliptical nib (dilation with a rotated ellipse), which makes strokes thick or
+   thin by direction (a brush font's strokes already are, and are kept as drawn);
 2. the result is scaled to the wanted size and cached per ``(font, char, size, nib)``;
 3. each occurrence gets its own affine transform (rotation, shear, aspect), a smooth
    elastic displacement, a stroke-weight change (blur, then re-threshold at a random level)
@@ -46,6 +47,10 @@ _RAMP_SIGMA = 0.02
 _WEIGHT_BAND = 0.24
 #: Thinning before the nib is applied, as a share of the font's stroke width.
 _THINNING = 0.5
+#: Brush fonts are drawn with a thin pen line; woodblock prints cut from brush writing have
+#: bolder strokes (real sample: about a tenth of the em). Their glyphs are thickened with a
+#: round kernel of this share of the em.
+_BRUSH_THICKEN = 0.04
 #: Control points per side of the elastic displacement grid.
 _ELASTIC_GRID = 4
 #: Soft rim (pixels) kept around the ink of a rendered glyph.
@@ -124,11 +129,55 @@ class GlyphRenderer:
 
     Args:
         font_paths: Font files; glyphs are addressed by their index in this list.
+        styles: The hand of each font (:data:`kr.synthetic.fonts.FONT_STYLES`; default: from
+            the file names, :func:`kr.synthetic.fonts.font_style`). Only ``'print'`` fonts
+            get the nib.
+        coverage: ``{char: tuple of bool per font}``, true where the font draws the
+            character (:func:`kr.synthetic.fonts.font_coverage`); characters not in it are
+            taken to be drawn by every font (default: every font draws everything).
+
+    Raises:
+        ValueError: ``styles`` or a coverage entry does not have one item per font.
     """
 
-    def __init__(self, font_paths):
+    def __init__(self, font_paths, styles=None, coverage=None):
         self.font_paths = list(font_paths)
+        if styles is None:
+            styles = [fonts.font_style(p) for p in self.font_paths]
+        self.styles = list(styles)
+        self.coverage = dict(coverage or {})
+        if len(self.styles) != len(self.font_paths):
+            raise ValueError('styles has {} entries for {} fonts'.format(
+                len(self.styles), len(self.font_paths)))
+        for char, row in self.coverage.items():
+            if len(row) != len(self.font_paths):
+                raise ValueError('coverage of {!r} has {} entries for {} fonts'.format(
+                    char, len(row), len(self.font_paths)))
+        # Fallback order for a character a book's font lacks: brush and cursive fonts
+        # first (they look like the page around them), print fonts last.
+        self._fallback = sorted(range(len(self.font_paths)),
+                                key=lambda i: (self.styles[i] == 'print', i))
         self._cache = {}
+
+    def covers(self, font_index: int, char: str) -> bool:
+        """Whether the font draws ``char``."""
+        row = self.coverage.get(char)
+        return True if row is None else bool(row[font_index])
+
+    def font_for(self, font_index: int, char: str):
+        """The font to draw ``char`` with on a page in font ``font_index``.
+
+        Returns:
+            int or None: ``font_index`` when it draws the character, else the first font of
+            the fallback order (brush fonts, then print fonts) that does; None when no font
+            draws it.
+        """
+        if self.covers(font_index, char):
+            return font_index
+        for i in self._fallback:
+            if self.covers(i, char):
+                return i
+        return None
 
     def base_mask(self, font_index: int, char: str, size: int, nib: int) -> np.ndarray:
         """Nib-inked glyph at em size ``size``, cropped to its ink with a margin.
@@ -161,10 +210,14 @@ class GlyphRenderer:
             # Dense kanji have narrow gaps between strokes: a full nib would fill them in.
             width *= float(np.clip((_DENSE_GLYPH - density) / (_DENSE_GLYPH - _LIGHT_GLYPH),
                                    _MIN_NIB_SCALE, 1.0))
-        thin = int(round(stroke * _THINNING))
-        if thin >= 1:
-            hi = cv2.erode(hi, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thin, thin)))
-        hi = cv2.dilate(hi, _nib_kernel(stroke * width, ratio, angle))
+        if self.styles[font_index] == 'print':
+            thin = int(round(stroke * _THINNING))
+            if thin >= 1:
+                hi = cv2.erode(hi, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thin, thin)))
+            hi = cv2.dilate(hi, _nib_kernel(stroke * width, ratio, angle))
+        else:
+            side = max(1, int(round(_BRUSH_THICKEN * _HIRES_EM)))
+            hi = cv2.dilate(hi, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
         inked = hi > 127
         rows = np.flatnonzero(inked.any(axis=1))
         cols = np.flatnonzero(inked.any(axis=0))

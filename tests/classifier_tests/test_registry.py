@@ -68,3 +68,20 @@ def test_weights_of_another_kind_are_named(run, tmp_path):
     (other / 'model_final.npz').write_bytes(b'')
     with pytest.raises(ValueError, match='model_final.npz as resnet18 classifier weights'):
         load_classifier(str(other / 'model_final.npz'))
+
+
+def test_dropout_is_built_and_kept_by_the_run(run):
+    assert build_classifier('resnet18', 3, width=0.25).head.dropout_ratio == 0.5
+    assert build_classifier('mobilenetv3', 3, width=0.25).head.dropout_ratio == 0.2
+    assert build_classifier('resnet18', 3, width=0.25, dropout=0.0).head.dropout_ratio == 0.0
+    # A run without the key (before it was recorded) gets the architecture's own.
+    assert load_classifier(run['model']).head.dropout_ratio == 0.5
+    args = json.loads((run['out'] / 'args.json').read_text())
+    (run['out'] / 'args.json').write_text(json.dumps(dict(args, dropout=0.0)))
+    assert load_classifier(run['model']).head.dropout_ratio == 0.0
+
+
+@pytest.mark.parametrize('dropout', [-0.1, 1.0])
+def test_a_dropout_outside_its_range_is_refused(dropout):
+    with pytest.raises(ValueError, match=r'dropout must be in \[0, 1\), got {}'.format(dropout)):
+        build_classifier('resnet18', 3, dropout=dropout)

@@ -32,6 +32,35 @@ def test_train_crop_box_ranges():
     assert abs(np.corrcoef(centre[:, 0], centre[:, 1])[0, 1]) < 0.1
 
 
+def test_wide_train_crop_box_ranges():
+    rng = np.random.default_rng(0)
+    boxes = np.array([train_crop_box(140, 140, rng, 'wide') for _ in range(2000)])
+    side = boxes[:, 2] - boxes[:, 0]
+    # 0.95/1.4 - 1.4/1.4 of the side: 95-140 pixels; the shift up to +-15 pixels.
+    assert 95 <= side.min() < 97 and 138 < side.max() <= 140
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2 - 70
+    assert np.abs(centre).max() <= 15 and np.abs(centre).max() > 14.5
+
+
+def test_an_unknown_jitter_is_named():
+    with pytest.raises(ValueError, match="unknown jitter 'loose': choose one of spec, wide"):
+        ClassifierTransform(32, jitter='loose')
+    with pytest.raises(ValueError, match='unknown jitter'):
+        train_crop_box(140, 140, np.random.default_rng(0), 'loose')
+
+
+def test_the_jitter_reaches_the_transform():
+    image = np.full((140, 140, 3), 255, np.uint8)
+    image[60:80, 60:80] = 0     # a dark square at the centre of the padded crop
+    item = {'image': image, 'label': 0}
+    outputs = {}
+    for jitter in ('spec', 'wide'):
+        transform = ClassifierTransform(32, train=True, augment=False, seed=0, jitter=jitter)
+        outputs[jitter] = np.array([transform(item)[0] for _ in range(50)])
+    # The same seed draws the same uniforms; the wider ranges move and scale the square more.
+    assert outputs['spec'].std(axis=0).mean() < outputs['wide'].std(axis=0).mean()
+
+
 def test_crop_resize_shrinks_by_area_and_fills_outside():
     image = np.zeros((4, 4, 3), np.uint8)
     image[:, :2] = 200

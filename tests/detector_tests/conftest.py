@@ -18,8 +18,9 @@ def detector_data(tmp_path_factory):
     root = tmp_path_factory.mktemp('detector_data')
     data_dir = str(root / 'synthetic')
     split_dir = str(root / 'synthetic-gsplit')
+    # IPAexGothic only: the same data on every machine, whatever fonts it has installed.
     make_synthetic_dataset(data_dir, train_pages=8, test_pages=1, seed=3, workers=1,
-                           page_height=320, empty_page_rate=0.0)
+                           page_height=320, empty_page_rate=0.0, brush_fonts=False)
     rows = [(image_id, labels) for image_id, labels, _ in
             read_labels_csv(os.path.join(data_dir, 'train.csv'))]
     os.makedirs(split_dir)

@@ -97,6 +97,10 @@ def test_whole_pipeline_end_to_end(tmp_path):
     assert isinstance(pseudo, list)
     run('06_finetune_classifier.py', clf, '--pseudo-labels-dir', work + '/pseudo', *common,
         '--out', work + '/ft')
+    # The demo preset's dropout and crop jitter, recorded by 04 and carried on by 06.
+    for name in ('clf', 'ft'):
+        args = json.load(open('{}/{}/args.json'.format(work, name), encoding='utf-8'))
+        assert (args['dropout'], args['jitter']) == (0.0, 'wide'), name
     proc = run('07_make_submission.py', det, work + '/ft/model_final.npz', '--data-dir', data,
                '--out', work + '/sub', '--detection-threshold', '0.2')
     sub = work + '/sub/submission.csv'

@@ -42,9 +42,19 @@ def book(image_id):
 
 
 @pytest.fixture(scope='module')
-def dataset(tmp_path_factory):
+def font_dir(tmp_path_factory):
+    """A font folder with one 'brush font' (a renamed copy of the bundled one), so that the
+    data do not depend on the fonts of the machine."""
+    folder = tmp_path_factory.mktemp('fonts')
+    with open(fonts.bundled_font_path(), 'rb') as src:
+        (folder / 'KouzanBrushFontSousyo.ttf').write_bytes(src.read())
+    return str(folder)
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory, font_dir):
     out = str(tmp_path_factory.mktemp('synthetic') / 'ds')
-    info = make_synthetic_dataset(out, seed=0, workers=1, **SMALL)
+    info = make_synthetic_dataset(out, seed=0, workers=1, font_dirs=[font_dir], **SMALL)
     return out, info
 
 
@@ -129,7 +139,16 @@ def test_info_json(dataset):
     assert saved == info
     assert saved['seed'] == 0
     assert saved['pages'] == {'train': 10, 'test': 4}
-    assert saved['fonts'] == ['ipaexg.ttf']
+    assert saved['fonts'] == ['ipaexg.ttf', 'KouzanBrushFontSousyo.ttf']
+    assert saved['font_styles'] == {'ipaexg.ttf': 'print', 'KouzanBrushFontSousyo.ttf': 'cursive'}
+    ids = [r[0] for r in read_rows(os.path.join(out, 'train.csv'))[1:] +
+           read_rows(os.path.join(out, 'test_labels.csv'))[1:]]
+    assert sorted(saved['page_fonts']) == sorted(ids)
+    # Each page with text names the fonts it was drawn with; blank pages name none.
+    for image_id, labels in (read_rows(os.path.join(out, 'train.csv'))[1:] +
+                             read_rows(os.path.join(out, 'test_labels.csv'))[1:]):
+        used = saved['page_fonts'][image_id]
+        assert set(used) <= set(saved['fonts']) and bool(used) == bool(labels), image_id
     assert saved['page_height'] == 400
     assert saved['vocabulary']['classes_in_mapping'] == 200
     assert 'kr_version' in saved
@@ -158,16 +177,16 @@ def test_reading_order_in_files(dataset):
         assert xs[0] > np.median(xs)
 
 
-def test_deterministic_across_runs_and_workers(dataset, tmp_path):
+def test_deterministic_across_runs_and_workers(dataset, tmp_path, font_dir):
     out, _ = dataset
     again = str(tmp_path / 'again')
-    make_synthetic_dataset(again, seed=0, workers=2, **SMALL)
+    make_synthetic_dataset(again, seed=0, workers=2, font_dirs=[font_dir], **SMALL)
     a, b = all_bytes(out), all_bytes(again)
     assert a.keys() == b.keys()
     for key in a:
         assert a[key] == b[key], key
     other = str(tmp_path / 'other')
-    make_synthetic_dataset(other, seed=1, workers=1, **SMALL)
+    make_synthetic_dataset(other, seed=1, workers=1, font_dirs=[font_dir], **SMALL)
     c = all_bytes(other)
     assert c['train.csv'] != a['train.csv']
 
@@ -235,10 +254,61 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-def test_extra_font(tmp_path):
+def test_extra_font(tmp_path, font_dir):
     extra = tmp_path / 'copy.ttf'
     with open(fonts.bundled_font_path(), 'rb') as src:
         extra.write_bytes(src.read())
     info = make_synthetic_dataset(str(tmp_path / 'ds'), train_pages=2, test_pages=1,
-                                  page_height=200, workers=1, fonts=[str(extra)])
+                                  page_height=200, workers=1, fonts=[str(extra)],
+                                  font_dirs=[font_dir])
+    assert info['fonts'] == ['ipaexg.ttf', 'KouzanBrushFontSousyo.ttf', 'copy.ttf']
+    info = make_synthetic_dataset(str(tmp_path / 'ds2'), train_pages=2, test_pages=1,
+                                  page_height=200, workers=1, fonts=[str(extra)],
+                                  font_dirs=[font_dir], brush_fonts=False)
     assert info['fonts'] == ['ipaexg.ttf', 'copy.ttf']
+
+
+def test_without_brush_fonts_falls_back_with_a_notice(tmp_path, caplog):
+    empty = tmp_path / 'fonts'
+    empty.mkdir()
+    with caplog.at_level('WARNING', logger='kr.synthetic.generator'):
+        info = make_synthetic_dataset(str(tmp_path / 'ds'), train_pages=2, test_pages=1,
+                                      page_height=200, workers=1, font_dirs=[str(empty)])
+    assert info['fonts'] == ['ipaexg.ttf']
+    assert set(sum(info['page_fonts'].values(), [])) <= {'ipaexg.ttf'}
+    notice = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    assert len(notice) == 1
+    assert 'no brush fonts found in {}'.format(empty) in notice[0]
+    assert 'IPAexGothic' in notice[0] and 'fonts-kouzan-mouhitsu' in notice[0]
+
+
+def test_a_font_lacking_kanji_is_used_for_kana_only(tmp_path):
+    from tests.synthetic_tests.test_fonts import subset_font
+    from kr.synthetic.vocabulary import is_kana
+    from kr.synthetic.vocabulary import make_vocabulary
+    kana = ''.join(c for c in make_vocabulary().chars if is_kana(c))
+    folder = tmp_path / 'fonts'
+    subset_font(folder / 'aoyagi-soseki.ttf', kana)
+    info = make_synthetic_dataset(str(tmp_path / 'ds'), train_pages=12, test_pages=2,
+                                  page_height=300, workers=1, font_dirs=[str(folder)])
+    assert info['fonts'] == ['ipaexg.ttf', 'aoyagi-soseki.ttf']
+    # Books in the kana-only font (most of them: cursive 0.55 against print 0.1) draw their
+    # kanji with IPAexGothic; pages in IPAexGothic alone exist too.
+    used = [tuple(f) for f in info['page_fonts'].values() if f]
+    assert ('ipaexg.ttf', 'aoyagi-soseki.ttf') in used
+
+
+def test_reading_order_json_leaves_unlabelled_ruby_out(dataset):
+    out, info = dataset
+    # The books of seed 0 gloss kanji with unlabelled ruby...
+    assert info['ruby_groups']['test'] > 0
+    with open(os.path.join(out, 'test_reading_order.json'), encoding='utf-8') as f:
+        order = json.load(f)
+    rows = dict(read_rows(os.path.join(out, 'test_labels.csv'))[1:])
+    for page in order['pages']:
+        chars = [chr(int(u[2:], 16)) for u, *_ in parse_labels(rows[page['image_id']])]
+        # ...which is in neither the labels nor the reading order: one entry per label, and
+        # the main text is the labelled characters outside annotation columns.
+        assert len(page['column']) == len(page['ruby']) == len(chars)
+        main = ''.join(c for c, r in zip(chars, page['ruby']) if not r)
+        assert page['text'].replace('\n', '') == main

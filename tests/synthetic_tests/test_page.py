@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,109 @@ def test_page_is_paper_coloured(pages):
 def test_too_small_page(renderer, vocab):
     with pytest.raises(ValueError, match='page_height'):
         page_lib.render_page(np.random.default_rng(0), 32, vocab, renderer)
+
+
+def test_renderer_falls_back_for_a_missing_glyph(tmp_path):
+    from tests.synthetic_tests.test_fonts import subset_font
+    kana_only = subset_font(tmp_path / 'KouzanBrushFontSousyo.ttf', 'のにし')
+    paths = [fonts.bundled_font_path(), kana_only]
+    chars = 'の人'
+    rows = fonts.font_coverage(paths, chars)
+    r = render.GlyphRenderer(paths, coverage={c: tuple(row[i] for row in rows)
+                                              for i, c in enumerate(chars)})
+    assert r.styles == ['print', 'cursive']
+    assert r.font_for(1, 'の') == 1 and r.font_for(1, '人') == 0 and r.font_for(0, '人') == 0
+    none = render.GlyphRenderer(paths, coverage={'人': (False, False)})
+    assert none.font_for(0, '人') is None
+    with pytest.raises(ValueError, match='coverage'):
+        render.GlyphRenderer(paths, coverage={'人': (True,)})
+
+
+def test_a_font_never_draws_a_glyph_it_lacks(tmp_path, vocab, monkeypatch):
+    from tests.synthetic_tests.test_fonts import subset_font
+    kana = ''.join(c for c in vocab.chars if vocabulary.is_kana(c))
+    kana_only = subset_font(tmp_path / 'KouzanBrushFontSousyo.ttf', kana)
+    paths = [fonts.bundled_font_path(), kana_only]
+    rows = fonts.font_coverage(paths, vocab.chars)
+    coverage = {c: tuple(row[i] for row in rows) for i, c in enumerate(vocab.chars)}
+    assert sum(not ok for _, ok in coverage.values()) > 50   # the kanji
+    r = render.GlyphRenderer(paths, coverage=coverage)
+    drawn = []
+    original = r.render
+
+    def spy(rng, font_index, char, *args, **kwargs):
+        drawn.append((font_index, char))
+        return original(rng, font_index, char, *args, **kwargs)
+
+    monkeypatch.setattr(r, 'render', spy)
+    style = dataclasses.replace(page_lib.sample_book_style(np.random.default_rng(0), 2),
+                                font_index=1, ruby_rate=0.8)
+    p = page_lib.render_page(np.random.default_rng(1), PAGE_HEIGHT, vocab, r, style=style)
+    assert any(f == 1 for f, _ in drawn) and any(f == 0 for f, _ in drawn)
+    assert all(coverage.get(c, (True, True))[f] for f, c in drawn if c in coverage)
+    # Kana from the brush font, kanji from the bundled font in its place.
+    assert p.fonts == (0, 1)
+
+
+def ruby_page(renderer, vocab, seed=2):
+    style = dataclasses.replace(page_lib.sample_book_style(np.random.default_rng(seed)),
+                                ruby_rate=0.9, annotation_rate=0.0, ruby_scale=0.4)
+    return page_lib.render_page(np.random.default_rng(seed), PAGE_HEIGHT * 2, vocab, renderer,
+                                style=style)
+
+
+def test_ruby_is_drawn_but_not_labelled(renderer, vocab):
+    p = ruby_page(renderer, vocab)
+    assert len(p.ruby_bboxes) >= 3 and p.ruby_bboxes.dtype == np.int32
+    assert not p.ruby.any()   # no labelled annotation columns in this book
+    labelled = np.zeros(p.ink.shape, dtype=bool)
+    for x, y, w, h in p.bboxes:
+        labelled[y:y + h, x:x + w] = True
+    kanji = [not vocabulary.is_kana(chr(int(u[2:], 16))) for u in p.unicodes]
+    assert len(p.ruby_bboxes) <= sum(kanji)
+    gray = p.image.astype(np.float32).mean(axis=2)
+    paper = np.median(gray)
+    for x, y, w, h in p.ruby_bboxes:
+        # Drawn: ink in the ruby layer and dark pixels in the image...
+        assert (p.ruby_ink[y:y + h, x:x + w] >= render.INK_THRESHOLD).any()
+        assert gray[y:y + h, x:x + w].min() < paper - 60
+        # ...beside the labelled characters, never inside a labelled box, nor in the
+        # labelled character layer.
+        assert not labelled[y:y + h, x:x + w].any()
+        assert not (p.ink[y:y + h, x:x + w] >= render.INK_THRESHOLD).any()
+    # Right of a labelled kanji: each group's left edge is close to a kanji box's right edge.
+    rights = [(x + w, y, y + h) for (x, y, w, h), k in zip(p.bboxes.tolist(), kanji) if k]
+    for x, y, w, h in p.ruby_bboxes.tolist():
+        assert any(0 <= x - r <= 0.2 * 2 * PAGE_HEIGHT * 0.05 and y < b and a < y + h
+                   for r, a, b in rights)
+
+
+def test_no_ruby_in_books_without_it(renderer, vocab):
+    style = dataclasses.replace(page_lib.sample_book_style(np.random.default_rng(2)),
+                                ruby_rate=0.0)
+    p = page_lib.render_page(np.random.default_rng(2), PAGE_HEIGHT, vocab, renderer, style=style)
+    assert p.ruby_bboxes.shape == (0, 4) and not p.ruby_ink.any()
+
+
+def test_elongated_kana(renderer, vocab, monkeypatch):
+    def tall_ratio(rate):
+        monkeypatch.setattr(page_lib, 'ELONGATE_RATE', rate)
+        ratios = []
+        for seed in range(4):
+            p = page_lib.render_page(np.random.default_rng(seed), PAGE_HEIGHT * 2, vocab,
+                                     renderer)
+            for u, (x, y, w, h) in zip(p.unicodes, p.bboxes.tolist()):
+                if chr(int(u[2:], 16)) in page_lib.ELONGATED_KANA:
+                    ratios.append(h / w)
+        return np.median(ratios)
+    # Stretched by 1.4-2.2 times: the median height/width ratio grows by more than 1.3.
+    assert tall_ratio(1.0) > 1.3 * tall_ratio(0.0)
+
+
+def test_head_space(renderer, vocab):
+    style = dataclasses.replace(page_lib.sample_book_style(np.random.default_rng(0)),
+                                head_space=0.18)
+    p = page_lib.render_page(np.random.default_rng(0), PAGE_HEIGHT, vocab, renderer, style=style)
+    # Sheet margin <= 6 %, text margin >= 7 % of the sheet (>= 88 % of the page), plus 18 %.
+    assert len(p.unicodes) > 0
+    assert p.bboxes[:, 1].min() >= (0.07 + 0.18) * 0.88 * PAGE_HEIGHT
