@@ -12,7 +12,8 @@ HEATMAP_STRIDE = 4
 GAUSSIAN_MIN_OVERLAP = 0.7
 #: The Gaussian is drawn out to this many sigmas (exp(-4.5) ~ 0.011 beyond).
 GAUSSIAN_EXTENT = 3.0
-#: Floor of sigma in cells, so a degenerate (zero-size) box still gets a single peak.
+#: Floor of sigma in cells, so a degenerate (zero-size) box still gets a single peak (the
+#: default of ``min_sigma``; the original has no other floor).
 MIN_SIGMA = 1e-3
 
 
@@ -52,7 +53,8 @@ def gaussian_radius(width, height, min_overlap: float = GAUSSIAN_MIN_OVERLAP):
     return np.minimum(np.minimum(r1, r2), r3)
 
 
-def generate_targets(bboxes, labels, n_fg_class: int, shape, stride: int = HEATMAP_STRIDE):
+def generate_targets(bboxes, labels, n_fg_class: int, shape, stride: int = HEATMAP_STRIDE,
+                     min_sigma: float = MIN_SIGMA):
     """Dense CenterNet targets of one image.
 
     Each box (scaled by ``1 / stride``) puts a Gaussian with peak 1 on its integer centre
@@ -68,6 +70,8 @@ def generate_targets(bboxes, labels, n_fg_class: int, shape, stride: int = HEATM
         n_fg_class: Number of classes.
         shape: ``(h, w)`` of the output map in cells.
         stride: Input pixels per cell.
+        min_sigma: Floor of the Gaussians' sigma, in cells (the default only guards
+            zero-size boxes; see :data:`MIN_SIGMA`).
 
     Returns:
         dict of float32 arrays: ``heatmap`` ``(n_fg_class, h, w)`` in ``[0, 1]``, ``size``
@@ -87,7 +91,7 @@ def generate_targets(bboxes, labels, n_fg_class: int, shape, stride: int = HEATM
     cells = np.floor(centers).astype(np.int64)
     box_w = bboxes[:, 2] - bboxes[:, 0]
     box_h = bboxes[:, 3] - bboxes[:, 1]
-    sigmas = np.maximum(gaussian_radius(box_w, box_h), MIN_SIGMA)
+    sigmas = np.maximum(gaussian_radius(box_w, box_h), min_sigma)
     inside = (cells[:, 0] >= 0) & (cells[:, 0] < w) & (cells[:, 1] >= 0) & (cells[:, 1] < h)
     for k in np.nonzero(inside)[0]:
         cx, cy = cells[k]

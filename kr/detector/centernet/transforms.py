@@ -18,6 +18,7 @@ from kr.datasets import normalize_image
 from kr.datasets import to_array
 from kr.detector.centernet.heatmap import generate_targets
 from kr.detector.centernet.heatmap import HEATMAP_STRIDE
+from kr.detector.centernet.heatmap import MIN_SIGMA
 from kr.detector.transforms import crop_and_resize
 from kr.detector.transforms import ProcessRandom
 from kr.detector.transforms import resize_image  # NOQA (kr.detector.centernet.transforms API)
@@ -172,6 +173,7 @@ class CenterNetTrainTransform:
         color: ``image -> image`` augmentation (``None`` for validation).
         n_fg_class: Number of classes (all boxes are class 0, "character").
         stride: Input pixels per output cell.
+        min_sigma: Floor of the heatmap Gaussians' sigma in cells (:func:`generate_targets`).
 
     Call:
         ``item``: dict with ``image`` (PIL, or ``(H, W, 3)`` uint8; grayscale and RGBA are
@@ -183,8 +185,10 @@ class CenterNetTrainTransform:
         ``(S / stride, S / stride)`` grid.
     """
 
-    def __init__(self, crop, color=None, n_fg_class: int = 1, stride: int = HEATMAP_STRIDE):
+    def __init__(self, crop, color=None, n_fg_class: int = 1, stride: int = HEATMAP_STRIDE,
+                 min_sigma: float = MIN_SIGMA):
         self.crop = crop
+        self.min_sigma = min_sigma
         self.color = color
         self.n_fg_class = n_fg_class
         self.stride = stride
@@ -195,7 +199,7 @@ class CenterNetTrainTransform:
             image = self.color(image)
         shape = (image.shape[0] // self.stride, image.shape[1] // self.stride)
         t = generate_targets(bboxes, np.zeros(len(bboxes), dtype=np.int32), self.n_fg_class,
-                             shape, self.stride)
+                             shape, self.stride, self.min_sigma)
         return normalize_image(image), t['heatmap'], t['size'], t['offset'], t['mask']
 
 

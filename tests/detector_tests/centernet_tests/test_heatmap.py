@@ -83,3 +83,20 @@ def test_degenerate_box_still_peaks():
     assert t['heatmap'][0, 2, 2] == 1
     assert np.isfinite(t['heatmap']).all()
     assert t['heatmap'].sum() == pytest.approx(1.0)
+
+
+def test_min_sigma_floors_the_gaussian_of_a_flat_box():
+    # A flat box of 6 x 1.5 cells (24 x 6 px at stride 4): the original's sigma is 0.676.
+    bboxes = np.array([[20.0, 17.0, 44.0, 23.0]], dtype=np.float32)
+    sigma = gaussian_radius([6.0], [1.5])[0]
+    assert sigma == pytest.approx(0.6764, abs=1e-4)
+    for floor, expected in ((None, sigma), (0.5, sigma), (1.5, 1.5)):
+        kwargs = {} if floor is None else {'min_sigma': floor}
+        t = generate_targets(bboxes, [0], 1, (12, 16), stride=4, **kwargs)
+        assert t['heatmap'][0, 5, 8] == 1.0
+        assert t['heatmap'][0, 5, 9] == pytest.approx(np.exp(-1 / (2 * expected ** 2)), rel=1e-6)
+    # Sizes and offsets do not change with the floor.
+    a = generate_targets(bboxes, [0], 1, (12, 16), stride=4)
+    b = generate_targets(bboxes, [0], 1, (12, 16), stride=4, min_sigma=1.5)
+    for key in ('size', 'offset', 'mask'):
+        np.testing.assert_array_equal(a[key], b[key])

@@ -114,3 +114,14 @@ def test_crop_only():
         {'image': Image.new('RGB', (32, 32)), 'bboxes': np.array([[0, 0, 8, 8]], np.float32)})
     assert item['image'].shape == (32, 32, 3)
     np.testing.assert_allclose(item['bboxes'], [[0, 0, 8, 8]])
+
+
+def test_train_transform_passes_min_sigma_on():
+    item = {'image': np.zeros((64, 64, 3), np.uint8),
+            'bboxes': np.array([[20.0, 17.0, 44.0, 23.0]], np.float32)}   # 6 x 1.5 cells
+    whole = CenterCropResize(64, fraction=1.0)
+    default = CenterNetTrainTransform(whole)(item)[1][0]
+    floored = CenterNetTrainTransform(whole, min_sigma=1.5)(item)[1][0]
+    assert default[5, 8] == floored[5, 8] == 1.0
+    assert floored[5, 9] == pytest.approx(np.exp(-1 / (2 * 1.5 ** 2)), rel=1e-6)
+    assert default[5, 9] < 0.34
