@@ -15,8 +15,8 @@ the share of characters a class threshold keeps and keeps right (the competition
 dropped character as missed, a wrong one as missed and false). With a synthetic set's
 ``synthetic_info.json`` the rows are also split by the font each page's book is written in.
 
-On the demo after issue 13's brush-font pages: 0.921 on the true boxes, 0.843 on the
-matched detections; at the class threshold 0.5, 0.93 and 0.88 of them kept, 0.89 and 0.81
+On the demo after issue 13's brush-font pages: 0.921 on the true boxes, 0.829 on the
+matched detections; at the class threshold 0.5, 0.93 and 0.88 of them kept, 0.89 and 0.80
 kept right (0.855 and 0.72 top-1 with the 0.5 dropout the demo preset had before). A gap
 between the two rows is the detector's boxes; a low first row, the classifier.
 """
