@@ -220,6 +220,8 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
     if crop_size % 32 or crop_size <= 0:
         raise ValueError('--crop-size must be a positive multiple of 32, got {}'.format(
             crop_size))
+    if min_sigma is None or not min_sigma > 0:
+        raise ValueError('--min-sigma must be > 0 (cells), got {}'.format(min_sigma))
     spec, schedule = detector_run_settings(batchsize, epoch, iterations, optimizer, lr,
                                            weight_decay, grad_clip, snapshot_interval,
                                            eval_interval, log_interval)

@@ -128,6 +128,7 @@ def test_make_datasets_missing_folders(tmp_path):
 @pytest.mark.parametrize('kwargs,match', [({'crop_size': 100}, 'multiple of 32'),
                                           ({'batchsize': 0}, 'batchsize'),
                                           ({'epoch': 0}, 'epoch'),
+                                          ({'min_sigma': 0}, r'--min-sigma must be > 0'),
                                           ({'resume': 'missing_snapshot'}, 'resume')])
 def test_train_detector_bad_settings(tmp_path, kwargs, match):
     error = FileNotFoundError if 'resume' in kwargs else ValueError
