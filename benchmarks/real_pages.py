@@ -16,7 +16,7 @@ extension, looked up in ``--labels`` (the train.csv format, ``image_id,labels`` 
 
 - detection precision, recall and F1: a detection counts when its box centre lies strictly
   inside a ground-truth box, labels ignored, with the competition's greedy matching
-  (:func:`kr.evaluation.score_page` on one common label);
+  (:func:`kr.evaluation.detection.score_detections`);
 - the competition's precision, recall and F1 (SPEC section 7: the predicted character must
   also be the right one). On real pages read with models trained on the synthetic set, this
   is bounded by the share of the page's characters that are in the synthetic class table.
@@ -34,10 +34,12 @@ import time
 
 import numpy as np
 
+from kr.bbox import box_centers
 from kr.evaluation import f1_from_counts
 from kr.evaluation import parse_solution_labels
 from kr.evaluation import read_label_table
 from kr.evaluation import score_page
+from kr.evaluation.detection import score_detections
 from kr.inference import BACKENDS
 from kr.inference import load_recognizer
 from kr.model_folder import load_model_folder
@@ -50,8 +52,6 @@ from kr.visualization import save_figure
 
 #: Image files taken from a folder given as a page.
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp', '.webp')
-#: The one label given to every box and detection for the label-free detection match.
-_ANY = 'any'
 
 
 def page_paths(inputs) -> list:
@@ -74,14 +74,6 @@ def page_paths(inputs) -> list:
     if twice:
         sys.exit('two pages with the id {} (the file name without extension)'.format(twice[0]))
     return paths
-
-
-def detection_score(bboxes, gt_boxes):
-    """The label-free match of detections ``(R, 4)`` xyxy to ground truth ``(N, 4)`` xyxy."""
-    centres = np.stack([(bboxes[:, 0] + bboxes[:, 2]) / 2.0,
-                        (bboxes[:, 1] + bboxes[:, 3]) / 2.0], axis=1) if len(bboxes) else \
-        np.zeros((0, 2))
-    return score_page([_ANY] * len(bboxes), centres, [_ANY] * len(gt_boxes), gt_boxes)
 
 
 def make_parser():
@@ -162,7 +154,7 @@ def main(argv=None):
                 image_id, '-', len(bboxes), args.labels, out))
             continue
         gt_unicodes, gt_boxes = parse_solution_labels(rows[image_id], image_id, args.labels)
-        det = detection_score(bboxes, gt_boxes)
+        det = score_detections(bboxes, gt_boxes)
         comp = score_page(pred_unicodes, pred_points, gt_unicodes, gt_boxes)
         d_f1, d_p, d_r = f1_from_counts(det.tp, det.fp, det.fn)
         c_f1, c_p, c_r = f1_from_counts(comp.tp, comp.fp, comp.fn)
@@ -170,11 +162,9 @@ def main(argv=None):
                           d_r, d_f1, comp.tp, c_p, c_r, c_f1, seconds))
         # The picture: ground truth and every detection, matched without labels.
         det_unicodes = [kept.get(tuple(float(v) for v in b), '?') for b in bboxes]
-        centres = np.stack([(bboxes[:, 0] + bboxes[:, 2]) / 2.0,
-                            (bboxes[:, 1] + bboxes[:, 3]) / 2.0], axis=1)
         fig = draw_scored_page(
-            image, gt_unicodes, gt_boxes, det_unicodes, centres, det.match, mapping=mapping,
-            max_side=args.max_side,
+            image, gt_unicodes, gt_boxes, det_unicodes, box_centers(bboxes), det.match,
+            mapping=mapping, max_side=args.max_side,
             title='{}: detection F1 {:.3f} (TP {} green, FP {} red, FN {} orange); '
                   'competition F1 {:.3f}'.format(image_id, d_f1, det.tp, det.fp, det.fn, c_f1))
         save_figure(fig, out)

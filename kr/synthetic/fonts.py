@@ -137,8 +137,8 @@ def missing_glyphs(path: str, chars) -> list:
 def check_font(path: str, chars, argument: str = 'font') -> str:
     """Return ``path`` (absolute) if it is a readable font that draws some characters.
 
-    Characters the font lacks are drawn with another font (:func:`font_coverage`); a font
-    that draws none of the vocabulary is refused.
+    Characters the font lacks are drawn with another font (:func:`font_coverage`, whose
+    caller reports them); a font that draws none of the vocabulary is refused.
 
     Args:
         path: Font file given by the user.
@@ -159,10 +159,6 @@ def check_font(path: str, chars, argument: str = 'font') -> str:
     if len(missing) == len(chars):
         raise ValueError('{} {} draws none of the {} vocabulary characters (e.g. {})'.format(
             argument, path, len(chars), ''.join(missing[:10])))
-    if missing:
-        logger.info('%s %s lacks %d of the %d vocabulary characters (e.g. %s): they are drawn '
-                    'with other fonts', argument, path, len(missing), len(chars),
-                    ''.join(missing[:10]))
     return os.path.abspath(path)
 
 

@@ -307,6 +307,8 @@ def make_synthetic_dataset(out: str = DEFAULT_OUT, *, train_pages: int = DEFAULT
             page_in_split = 0
             for n, font_index in zip(book_sizes[name], fonts_of_books[name]):
                 style_ss, *page_seeds = book_seeds[book_index].spawn(1 + n)
+                # The split's systematic draw of fonts (book_fonts) replaces the style's own;
+                # the style still draws one, so that its other settings keep their streams.
                 style = dataclasses.replace(
                     sample_book_style(np.random.default_rng(style_ss), len(font_paths),
                                       font_weights), font_index=font_index)
