@@ -32,6 +32,7 @@ import numpy as np
 from kr.classifier import load_class_table
 from kr.classifier import load_classifier
 from kr.datasets.image import load_image
+from kr.detector.centernet.model import SUBMISSION_SCORE_THRESHOLD
 from kr.evaluation import parse_solution_labels
 from kr.evaluation import read_label_table
 from kr.evaluation.detection import score_detections
@@ -39,8 +40,8 @@ from kr.submission import read_detections
 
 #: Class thresholds reported (the SPEC's 0.5 among them).
 THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
-#: Detection threshold of the demo's CenterNet (its family's submission threshold).
-DEFAULT_DETECTION_THRESHOLD = 0.57
+#: Detection threshold of the demo's CenterNet: its family's submission threshold.
+DEFAULT_DETECTION_THRESHOLD = SUBMISSION_SCORE_THRESHOLD
 
 
 class Tally:
