@@ -25,6 +25,15 @@ from kr.training import OPTIMIZERS
 from kr.training import TrainingDiverged
 
 
+def fractions(text: str) -> tuple:
+    """``'0.5,0.75'`` -> ``(0.5, 0.75)`` (argparse names the flag when this fails)."""
+    try:
+        return tuple(float(v) for v in text.split(','))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            'expected comma-separated fractions such as 0.5,0.75, got {!r}'.format(text))
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 parents=[cli.data_args(), cli.device_args(), cli.dist_args(),
@@ -44,6 +53,9 @@ def parse_args(argv=None):
     p.add_argument('--batchsize', type=int)
     p.add_argument('--lr', type=float)
     p.add_argument('--weight-decay', type=float)
+    p.add_argument('--lr-drops', type=fractions,
+                   help='fractions of the run after which the lr drops x0.1, comma-separated '
+                        '(full preset: 0.5,0.75, SPEC section 4; demo: 0.7,0.9)')
     p.add_argument('--optimizer', choices=sorted(OPTIMIZERS),
                    help="nesterov (the original's) or adam (--lr is then its alpha)")
     p.add_argument('--input-size', type=int, help='crop side in pixels')

@@ -46,7 +46,8 @@ def test_two_iterations_then_resume(crop_set, tmp_path):
     common = ['--data-dir', crop_set['data_dir'], '--preset', 'demo', '--model', 'mobilenetv3',
               '--iterations', 2, '--batchsize', 8, '--epoch-size', 8, '--input-size', 32,
               '--width', 0.25, '--lr', 0.02, '--snapshot-interval', 1, '--eval-interval', 1,
-              '--log-interval', 1, '--val-samples', 8, '--seed', 0, '--gpu', -1]
+              '--log-interval', 1, '--val-samples', 8, '--seed', 0, '--gpu', -1,
+              '--lr-drops', '0.5,0.75']
     first = tmp_path / 'first'
     result = run_script(*common, '--out', first, '--sampler', 'balanced')
     assert result.returncode == 0, result.stderr
@@ -54,7 +55,7 @@ def test_two_iterations_then_resume(crop_set, tmp_path):
     assert (args['model'], args['n_classes'], args['width'], args['input_size']) == (
         'mobilenetv3', 8, 0.25, 32)
     assert args['epoch'] == training.PRESETS['demo']['epoch'] and args['device'] == '-1'  # preset; --gpu alias
-    assert args['augment'] == 'light'
+    assert args['augment'] == 'light' and args['lr_drops'] == [0.5, 0.75]
     # an --iterations run counts its intervals in iterations, and names its model
     # snapshots after them
     for name in ('snapshot_iter_1', 'snapshot_iter_2', 'model_iter_1.npz', 'model_iter_2.npz',
@@ -72,3 +73,16 @@ def test_two_iterations_then_resume(crop_set, tmp_path):
     assert resumed[1] == log[1]  # the log of the first part comes with the snapshot
     assert resumed[2]['epoch'] == log[2]['epoch'] == 2
     assert resumed[2]['lr'] == pytest.approx(log[2]['lr'])
+
+
+@pytest.mark.parametrize('value, message', [
+    ('0.9,0.5', 'lr_drops must be increasing fractions of the run in (0, 1), got 0.9, 0.5'),
+    ('0.5,1.0', 'lr_drops must be increasing fractions of the run in (0, 1), got 0.5, 1.0'),
+    ('half', "argument --lr-drops: expected comma-separated fractions such as 0.5,0.75, "
+             "got 'half'"),
+])
+def test_bad_lr_drops_are_named(crop_set, tmp_path, value, message):
+    result = run_script('--data-dir', crop_set['data_dir'], '--preset', 'demo',
+                        '--lr-drops', value, '--out', tmp_path / 'out')
+    assert result.returncode != 0
+    assert message in result.stderr and 'Traceback' not in result.stderr

@@ -84,8 +84,9 @@ def test_presets():
     assert training.PRESETS['full'] == {}
     full = resolve_preset(training.train_classifier, training.PRESETS, 'full')
     assert (full['lr'], full['batchsize'], full['epoch'], full['epoch_size'],
-            full['input_size'], full['weight_decay'], full['model']) == \
-        (0.1, 192, 1000, 20000, 112, 1e-4, 'mobilenetv3')
+            full['input_size'], full['weight_decay'], full['model'], full['lr_drops']) == \
+        (0.1, 192, 1000, 20000, 112, 1e-4, 'mobilenetv3', (0.5, 0.75))
+    assert settings['lr_drops'] == (0.7, 0.9)
     with pytest.raises(ValueError, match='preset'):
         resolve_preset(training.train_classifier, training.PRESETS, 'huge')
 
