@@ -31,6 +31,7 @@ from kr.training import loss_validation
 from kr.training import OptimizerSpec
 from kr.training import Schedule
 from kr.training import train
+from kr.training.extensions import LR_DROP_POINTS
 from kr.training.optimizers import MOMENTUM
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,6 @@ BATCH_SIZE = 192
 EPOCHS = 1000
 EPOCH_SIZE = 20000
 SNAPSHOT_INTERVAL = 100
-#: The lr drops x0.1 after these fractions of the run (SPEC section 4).
-LR_DROP_POINTS = (0.5, 0.75)
 #: Validation every this many epochs on at most this many val crops, a fixed random subset
 #: (our choice: the SPEC gives no figure; a fold has ~170k crops on the real data).
 EVAL_INTERVAL = 10
@@ -284,10 +283,6 @@ def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str =
     if lr <= 0 or weight_decay < 0:
         raise ValueError('lr must be > 0 and weight_decay >= 0, got {} and {}'.format(
             lr, weight_decay))
-    lr_drops = tuple(lr_drops)
-    if any(not 0 < p < 1 for p in lr_drops) or list(lr_drops) != sorted(lr_drops):
-        raise ValueError('lr_drops must be increasing fractions of the run in (0, 1), got '
-                         '{}'.format(', '.join(str(p) for p in lr_drops)))
     mapping = KuzushijiUnicodeMapping(data_dir)
     if seed is not None:
         seed_everything(rank_seed(seed, comm))

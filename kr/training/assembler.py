@@ -128,9 +128,10 @@ class Schedule:
             if value is None or int(value) != value or value < 1:
                 raise ValueError('{} must be a positive integer, got {}'.format(name, value))
         object.__setattr__(self, 'lr_drops', tuple(float(p) for p in self.lr_drops))
-        if any(not 0 < p < 1 for p in self.lr_drops):
-            raise ValueError('lr drop points are fractions of the run in (0, 1), got {}'
-                             .format(self.lr_drops))
+        if any(not 0 < p < 1 for p in self.lr_drops) or \
+                list(self.lr_drops) != sorted(self.lr_drops):
+            raise ValueError('lr_drops must be increasing fractions of the run in (0, 1), got '
+                             '{}'.format(', '.join(str(p) for p in self.lr_drops)))
 
     @property
     def stop(self) -> tuple:
