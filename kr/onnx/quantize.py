@@ -5,7 +5,9 @@
 convolutions, which quantisation would otherwise keep in float between two quantised
 tensors), then quantised in the QDQ format: weights int8 with one scale per output channel,
 activations uint8 with ranges from the calibration pages (min-max), which ONNX Runtime runs
-as integer convolutions (VNNI / AMX where the CPU has them) in its NHWC layout.
+as integer convolutions (VNNI / AMX where the CPU has them) in its NHWC layout. The weights
+use 7 of the 8 bits (``reduce_range``, :data:`INT8_WEIGHT_MAX`), so that CPUs without VNNI,
+which add products in int16, give the same results as those with it.
 
 The detector (:func:`quantize_detector`): its sub-pixel interleaves are written in NHWC
 first (:func:`kr.onnx.optimize.nhwc_depth_to_space`), so that they move uint8 data inside
@@ -171,16 +173,24 @@ def calibration_inputs(detector, images, min_side: int = None):
     return out
 
 
-#: Int8 weights: symmetric, the largest magnitude of each column at 127 (as
-#: ``onnxruntime.quantization`` does with its per-channel int8 weights).
-INT8_WEIGHT_MAX = 127
+#: Int8 weights: symmetric, the largest magnitude of each column at 64, the 7-bit range of
+#: ``onnxruntime.quantization``'s ``reduce_range`` (127 without it). On x86 CPUs without VNNI
+#: ONNX Runtime multiplies uint8 by int8 with AVX2's ``vpmaddubsw``, which adds each pair of
+#: products in int16 and saturates past 32767: 255 x 127 x 2 does, 255 x 64 x 2 = 32640
+#: does not. With the full range, the integer heads of ``tests/onnx_tests/test_quantize.py``
+#: were off by up to 23 (outputs up to 229) on a Haswell emulated by ``qemu-x86_64 -cpu
+#: Haswell`` and by 0.77 (their weights' rounding) on an AVX-512 VNNI CPU; with the 7-bit
+#: range by 1.35 on both, the same to the last bit.
+INT8_WEIGHT_MAX = 64
+#: The same bound for a model quantised without ``reduce_range`` (for CPUs with VNNI only).
+INT8_FULL_WEIGHT_MAX = 127
 
 
 def _producers(graph) -> dict:
     return {name: node for node in graph.node for name in node.output}
 
 
-def integer_head(model_proto, head_name: str) -> bool:
+def integer_head(model_proto, head_name: str, weight_max: int = INT8_WEIGHT_MAX) -> bool:
     """Run the float head convolution of a QDQ graph on its uint8 input with int8 weights and
     a float output, in place.
 
@@ -200,6 +210,8 @@ def integer_head(model_proto, head_name: str) -> bool:
     Args:
         model_proto: A QDQ ``onnx.ModelProto`` of :func:`quantize_detector`.
         head_name: Name of the head ``Conv`` node.
+        weight_max: The largest int8 weight magnitude: :data:`INT8_WEIGHT_MAX` (7 bits,
+            right on every x86 CPU) or :data:`INT8_FULL_WEIGHT_MAX` (CPUs with VNNI only).
 
     Returns:
         bool: Whether the head was rewritten (``False``: not a convolution of that form
@@ -238,9 +250,9 @@ def integer_head(model_proto, head_name: str) -> bool:
             if len(head.input) > 2 and head.input[2] else np.zeros(o, np.float32))
     # column (ky k + kx) O + o of the matrix is tap (ky, kx) of output channel o
     matrix = weight.transpose(1, 2, 3, 0).reshape(c, k * k * o)
-    w_scale = np.abs(matrix).max(axis=0) / INT8_WEIGHT_MAX
+    w_scale = np.abs(matrix).max(axis=0) / weight_max
     w_scale[w_scale == 0] = 1.0
-    q_weight = np.clip(np.round(matrix / w_scale), -INT8_WEIGHT_MAX, INT8_WEIGHT_MAX)
+    q_weight = np.clip(np.round(matrix / w_scale), -weight_max, weight_max)
     name = head.name + '_integer'
     consts = {'_W': q_weight.astype(np.int8), '_W_scale': w_scale.astype(np.float32),
               '_b': bias, '_pads': np.array([0, p, p, 0] * 2, np.int64),
@@ -291,8 +303,12 @@ def integer_head(model_proto, head_name: str) -> bool:
     return True
 
 
+def _weights(reduce_range: bool) -> str:
+    return 'int8 per channel' + (', 7-bit range' if reduce_range else '')
+
+
 def quantize_detector(float_path: str, out_path: str, inputs,
-                      integer_output_head: bool = True) -> dict:
+                      integer_output_head: bool = True, reduce_range: bool = True) -> dict:
     """Write the int8 quantisation of an exported detector.
 
     Its sub-pixel interleaves are written in NHWC (:func:`kr.onnx.optimize.
@@ -305,6 +321,9 @@ def quantize_detector(float_path: str, out_path: str, inputs,
         integer_output_head: Run the head convolution on its uint8 input with int8
             weights, its output in float (:func:`integer_head`); else the head is a float
             convolution of the dequantised input.
+        reduce_range: Weights in 7 bits (:data:`INT8_WEIGHT_MAX`), which ONNX Runtime
+            multiplies exactly on every x86 CPU; ``False``: the full int8 range, a little
+            finer, but wrong where products saturate on CPUs without VNNI.
 
     Returns:
         dict: What was done (for the export metadata): format, opset, calibration method
@@ -339,20 +358,22 @@ def quantize_detector(float_path: str, out_path: str, inputs,
                           quant_format=q.QuantFormat.QDQ, per_channel=True,
                           activation_type=q.QuantType.QUInt8,
                           weight_type=q.QuantType.QInt8, nodes_to_exclude=keep_float,
-                          calibrate_method=q.CalibrationMethod.MinMax)
+                          calibrate_method=q.CalibrationMethod.MinMax,
+                          reduce_range=reduce_range)
         quantized_proto = onnx.load(quantized)
+        weight_max = INT8_WEIGHT_MAX if reduce_range else INT8_FULL_WEIGHT_MAX
         integer = (integer_output_head and len(keep_float) == 1
-                   and integer_head(quantized_proto, keep_float[0]))
+                   and integer_head(quantized_proto, keep_float[0], weight_max))
         with fileio.atomic_path(out_path) as target:
             onnx.save(quantized_proto, target)
-    return {'format': 'QDQ', 'weights': 'int8 per channel', 'activations': 'uint8',
+    return {'format': 'QDQ', 'weights': _weights(reduce_range), 'activations': 'uint8',
             'opset_version': QUANTIZED_OPSET, 'calibration': 'min-max',
             'calibration_pages': len(inputs), 'float_nodes': keep_float,
             'integer_head': bool(integer)}
 
 
 def quantize_classifier(float_path: str, out_path: str, crops,
-                        hard_sigmoid_arithmetic: bool = True) -> dict:
+                        hard_sigmoid_arithmetic: bool = True, reduce_range: bool = True) -> dict:
     """Write the int8 quantisation of an exported classifier.
 
     As :func:`quantize_detector`: opset 13, batch norms folded, QDQ with int8 weights (one
@@ -366,6 +387,8 @@ def quantize_classifier(float_path: str, out_path: str, crops,
         float_path: ``classifier.onnx`` of :func:`kr.onnx.export_classifier`.
         out_path: The quantised model to write (whole or not at all).
         crops: ``(N, S, S, 3)`` uint8 calibration crops (:func:`calibration_crops`).
+        hard_sigmoid_arithmetic: Write the hard sigmoids as ``Mul``, ``Add`` and ``Clip``.
+        reduce_range: 7-bit weights, as :func:`quantize_detector`.
 
     Returns:
         dict: What was done (for the export metadata), as :func:`quantize_detector`.
@@ -405,7 +428,8 @@ def quantize_classifier(float_path: str, out_path: str, crops,
                               quant_format=q.QuantFormat.QDQ, per_channel=True,
                               activation_type=q.QuantType.QUInt8,
                               weight_type=q.QuantType.QInt8, nodes_to_exclude=keep_float,
-                              calibrate_method=q.CalibrationMethod.MinMax)
-    return {'format': 'QDQ', 'weights': 'int8 per channel', 'activations': 'uint8',
+                              calibrate_method=q.CalibrationMethod.MinMax,
+                              reduce_range=reduce_range)
+    return {'format': 'QDQ', 'weights': _weights(reduce_range), 'activations': 'uint8',
             'opset_version': QUANTIZED_OPSET, 'calibration': 'min-max',
             'calibration_crops': len(crops), 'float_nodes': keep_float}
