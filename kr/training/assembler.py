@@ -56,6 +56,11 @@ logger = logging.getLogger(__name__)
 UNITS = ('epoch', 'iteration')
 #: Loader processes per iterator on a GPU (on the CPU, loading runs in the training process).
 GPU_WORKERS = 8
+#: Decoded pages a training process keeps in memory when it loads them itself (no loader
+#: processes, each of which would hold its own copy): the demo's 240 synthetic pages take
+#: 1.0 GB; a real 2,400 x 3,900 page 28 MB, so a real training set does not fit and is
+#: decoded at each access as before (see ``cache_bytes`` of ``KuzushijiPageDataset``).
+PAGE_CACHE_BYTES = 2 << 30
 
 
 class EveryTrigger(triggers.IntervalTrigger):
@@ -205,6 +210,20 @@ class TrainingResult:
     observation: dict
 
 
+def resolve_workers(device, workers: int = None) -> int:
+    """Loader processes per iterator: ``workers``, or when ``None`` 0 on the CPU and
+    :data:`GPU_WORKERS` on a GPU."""
+    if workers is not None:
+        return workers
+    return 0 if get_device(device).xp is np else GPU_WORKERS
+
+
+def page_cache_budget(device, workers: int = None) -> int:
+    """Bytes of decoded pages a page dataset may keep (:data:`PAGE_CACHE_BYTES` when the
+    training process loads its own batches, 0 with loader processes)."""
+    return PAGE_CACHE_BYTES if resolve_workers(device, workers) == 0 else 0
+
+
 def make_iterator(dataset, batchsize: int, workers: int = 0, train: bool = True,
                   order_sampler=None):
     """A training (repeating, shuffled or ``order_sampler``-ordered) or validation
@@ -323,8 +342,7 @@ def train(chain, train_dataset, out: str, optimizer: OptimizerSpec, schedule: Sc
     model = chain if model is None else model
     device = get_device(rank_device(device, comm))
     device.use()
-    if workers is None:
-        workers = 0 if device.xp is np else GPU_WORKERS
+    workers = resolve_workers(device, workers)
     chain.to_device(device)
     if comm is not None:
         optimizer = dataclasses.replace(optimizer,

@@ -123,3 +123,90 @@ def _what_is_kept(out: str) -> str:
     return ('the snapshots are kept, the last one {} (iteration {}); its weights may already '
             'be on their way to diverging, so resume from it or an earlier one with a lower '
             '--lr'.format(os.path.join(out, found[-1][1]), found[-1][0]))
+
+
+#: Least wall-clock seconds between two redraws of a :class:`PlotLog` figure.
+PLOT_SECONDS = 30.0
+
+
+class PlotLog(chainer.training.Extension):
+    """Curves of logged values against the epoch, drawn from the LogReport's entries.
+
+    Chainer's ``PlotReport`` redraws and saves its figure every time it aggregates (every
+    log interval); a save took 0.12 s, so with a log every 10 iterations the demo
+    classifier spent 15% of its time (two figures; 58 s of its 2,400 iterations) and the
+    detector 25 s drawing. This draws the same points (the LogReport's means over each log
+    interval) at most every ``min_seconds`` and once more when training ends or stops
+    (``finalize``), so the file is at most that old while a run is watched. It keeps no
+    state of its own: a resumed run's figure is drawn from the resumed LogReport.
+
+    Args:
+        keys: Logged keys (``main/loss``, ``validation/main/map``...); absent ones are
+            left out.
+        filename: Figure file in the trainer's ``out`` folder.
+        x_key: Logged key of the x axis.
+        min_seconds: Least seconds between two redraws.
+        log_name: Name of the LogReport extension whose entries are drawn.
+    """
+
+    trigger = 1, 'iteration'
+    priority = extensions.LogReport.priority - 1   # after the LogReport has written
+
+    def __init__(self, keys, filename: str, x_key: str = 'epoch',
+                 min_seconds: float = PLOT_SECONDS, log_name: str = 'LogReport'):
+        self.keys = list(keys)
+        self.filename = filename
+        self.x_key = x_key
+        self.min_seconds = min_seconds
+        self.log_name = log_name
+        self._drawn_entries = 0
+        self._last_draw = None
+        self._trainer = None
+
+    @staticmethod
+    def available() -> bool:
+        return extensions.PlotReport.available()
+
+    def _entries(self, trainer):
+        try:
+            return trainer.get_extension(self.log_name).log
+        except ValueError:  # no LogReport
+            return []
+
+    def __call__(self, trainer):
+        import time
+        self._trainer = trainer
+        entries = self._entries(trainer)
+        if len(entries) == self._drawn_entries:
+            return
+        now = time.monotonic()
+        if self._last_draw is not None and now - self._last_draw < self.min_seconds:
+            return
+        self.draw(trainer.out, entries)
+        self._last_draw = now
+
+    def finalize(self):
+        if self._trainer is not None:
+            entries = self._entries(self._trainer)
+            if len(entries) != self._drawn_entries:
+                self.draw(self._trainer.out, entries)
+
+    def draw(self, out: str, entries) -> None:
+        """Write the figure of ``entries`` (LogReport dicts) to ``out/filename``."""
+        import matplotlib.pyplot as plt
+        figure = plt.figure()
+        try:
+            axes = figure.add_subplot(111)
+            axes.set_xlabel(self.x_key)
+            axes.grid()
+            for key in self.keys:
+                xy = [(e[self.x_key], e[key]) for e in entries if key in e and self.x_key in e]
+                if xy:
+                    axes.plot([x for x, _ in xy], [y for _, y in xy], marker='x', label=key)
+            if axes.has_data():
+                legend = axes.legend(bbox_to_anchor=(1.05, 1), loc=2, borderaxespad=0.)
+                figure.savefig(os.path.join(out, self.filename), bbox_extra_artists=(legend,),
+                               bbox_inches='tight')
+        finally:
+            plt.close(figure)
+        self._drawn_entries = len(entries)

@@ -4,6 +4,7 @@ from chainer.training import extensions
 
 from kr.runs import FINAL_MODEL  # NOQA: re-exported
 from kr.training.extensions import FailOnNonFinite
+from kr.training.extensions import PlotLog
 
 #: Snapshot file pattern of trainer states (what ``--resume`` takes).
 SNAPSHOT_PATTERN = 'snapshot_iter_{.updater.iteration}'
@@ -30,7 +31,8 @@ def extend_standard(trainer, model, print_keys, schedule, plots=None,
         model: Link whose weights go to the model snapshots (``schedule.model_pattern``).
         print_keys: Observation keys shown by PrintReport after epoch/iteration.
         schedule: The run's :class:`kr.training.Schedule` (log and snapshot intervals).
-        plots: ``{filename.png: [keys]}`` drawn by PlotReport against the epoch.
+        plots: ``{filename.png: [keys]}`` drawn against the epoch from the log
+            (:class:`kr.training.extensions.PlotLog`).
         progress_interval: ProgressBar update interval in iterations.
         n_retains: Trainer snapshots kept on disk.
         check_keys: Losses checked for NaN/inf every iteration.
@@ -54,11 +56,9 @@ def extend_standard(trainer, model, print_keys, schedule, plots=None,
     trainer.extend(extensions.PrintReport(['epoch', 'iteration'] + list(print_keys)
                                           + ['lr', 'elapsed_time']))
     trainer.extend(extensions.ProgressBar(update_interval=progress_interval))
-    if plots and extensions.PlotReport.available():
+    if plots and PlotLog.available():
         for filename, keys in plots.items():
-            trainer.extend(extensions.PlotReport(list(keys), x_key='epoch',
-                                                 trigger=schedule.every(log, 'iteration'),
-                                                 filename=filename))
+            trainer.extend(PlotLog(keys, filename), name='PlotLog/' + filename)
     trainer.extend(snapshot, trigger=schedule.every(schedule.snapshot_interval))
     trainer.extend(extensions.snapshot_object(model, schedule.model_pattern),
                    trigger=schedule.every(schedule.snapshot_interval))

@@ -24,6 +24,45 @@ def test_trainval_items(kaggle_dir):
     assert empty['bboxes'].shape == (0, 4) and empty['unicodes'] == []
 
 
+def _count_decodes(monkeypatch):
+    from kr.datasets import kuzushiji
+    calls = []
+    real = kuzushiji.load_image
+
+    def load(path):
+        calls.append(os.path.basename(path))
+        return real(path)
+
+    monkeypatch.setattr(kuzushiji, 'load_image', load)
+    return calls
+
+
+def test_page_cache_decodes_each_page_once(kaggle_dir, monkeypatch):
+    plain = KuzushijiPageDataset(kaggle_dir)
+    expected = [np.asarray(plain[i]['image']) for i in range(len(plain))]
+    calls = _count_decodes(monkeypatch)
+    ds = KuzushijiPageDataset(kaggle_dir, cache_bytes=5 * 60 * 80 * 3 * 2)
+    for i in (0, 3, 0, 3, 1):
+        image = ds[i]['image']
+        assert isinstance(image, np.ndarray) and not image.flags.writeable
+        np.testing.assert_array_equal(image, expected[i])
+    assert calls == ['bookA_001.jpg', 'bookC_001_1.jpg', 'bookA_002.jpg']
+    assert ds[0]['image'] is ds[0]['image']
+    with pytest.raises(ValueError, match='read-only'):
+        ds[0]['image'][0, 0, 0] = 1              # the cached page cannot be changed
+
+
+def test_page_cache_keeps_nothing_when_the_pages_would_not_fit(kaggle_dir, monkeypatch):
+    calls = _count_decodes(monkeypatch)
+    # 5 pages of 14,400 bytes (+10%) do not fit in 4 pages' worth: no page is kept
+    ds = KuzushijiPageDataset(kaggle_dir, cache_bytes=4 * 60 * 80 * 3)
+    for i in (0, 0, 1):
+        assert ds[i]['image'].shape == (80, 60, 3)
+    assert len(calls) == 3 and ds._cached_bytes == 0
+    with pytest.raises(ValueError, match='cache_bytes must be >= 0, got -1'):
+        KuzushijiPageDataset(kaggle_dir, cache_bytes=-1)
+
+
 def test_skip_unlabeled(kaggle_dir):
     ds = KuzushijiPageDataset(kaggle_dir, 'trainval', skip_unlabeled=True)
     assert 'bookA_002' not in ds.ids and len(ds) == 4

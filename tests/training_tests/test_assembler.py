@@ -113,3 +113,13 @@ def test_unreadable_snapshot_is_named(tmp_path):
         _toy_run(str(tmp_path / 'run'), resume=str(bad))
     with pytest.raises(FileNotFoundError, match='snapshot to resume not found'):
         _toy_run(str(tmp_path / 'run'), resume=str(tmp_path / 'nope'))
+
+
+def test_page_cache_only_where_the_training_process_loads_the_pages():
+    from kr.training.assembler import page_cache_budget
+    from kr.training.assembler import PAGE_CACHE_BYTES
+    from kr.training.assembler import resolve_workers
+    assert resolve_workers('-1') == 0 and resolve_workers('-1', 3) == 3
+    assert page_cache_budget('-1') == PAGE_CACHE_BYTES == 2 << 30
+    assert page_cache_budget(-1, workers=0) == PAGE_CACHE_BYTES
+    assert page_cache_budget('-1', workers=2) == 0

@@ -8,6 +8,7 @@ from chainer import testing
 from kr.training import extend_lr_drop
 from kr.training import FailOnNonFinite
 from kr.training import lr_drop
+from kr.training.extensions import PlotLog
 from kr.training import TrainingDiverged
 
 
@@ -97,3 +98,53 @@ def test_resume_after_the_last_drop(tmp_path):
     second.updater.epoch, second.updater.previous_epoch_detail = 4, 17 / 4
     second.run()
     assert [lr for _, lr in seen] == pytest.approx([0.001, 0.001])
+
+
+class _CountingPlot(PlotLog):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.drawn = []
+
+    def draw(self, out, entries):
+        self.drawn.append(len(entries))
+        super().draw(out, entries)
+
+
+def _plot_trainer(tmp_path, plot, length=20):
+    from chainer.training import extensions
+    trainer = testing.get_trainer_with_mock_updater(stop_trigger=(length, 'iteration'),
+                                                    iter_per_epoch=4)
+    trainer.out = str(tmp_path)
+    trainer.extend(lambda t: chainer.report({'main/loss': 1.0 / t.updater.iteration}),
+                   trigger=(1, 'iteration'), name='loss', priority=300)
+    trainer.extend(extensions.LogReport(trigger=(5, 'iteration')))
+    trainer.extend(plot, name='plot')
+    return trainer
+
+
+def test_plot_log_draws_the_log_entries_rarely_and_at_the_end(tmp_path):
+    pytest.importorskip('matplotlib')
+    plot = _CountingPlot(['main/loss', 'validation/main/loss'], 'loss.png', min_seconds=1e9)
+    trainer = _plot_trainer(tmp_path, plot)
+    trainer.run()
+    # the first of the four log entries at once, all four when training ends
+    assert plot.drawn == [1, 4]
+    assert (tmp_path / 'loss.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    log = trainer.get_extension('LogReport').log
+    assert [e['iteration'] for e in log] == [5, 10, 15, 20]
+
+
+def test_plot_log_without_a_wait_draws_each_new_entry_once(tmp_path):
+    pytest.importorskip('matplotlib')
+    plot = _CountingPlot(['main/loss'], 'loss.png', min_seconds=0)
+    _plot_trainer(tmp_path, plot).run()
+    assert plot.drawn == [1, 2, 3, 4]      # finalize finds nothing new
+
+
+def test_plot_log_without_a_log_report_draws_nothing(tmp_path):
+    plot = _CountingPlot(['main/loss'], 'loss.png')
+    trainer = testing.get_trainer_with_mock_updater(stop_trigger=(3, 'iteration'))
+    trainer.out = str(tmp_path)
+    trainer.extend(plot, name='plot')
+    trainer.run()
+    assert plot.drawn == [] and not (tmp_path / 'loss.png').exists()

@@ -26,6 +26,7 @@ from kr.runs import seed_everything
 from kr.training.distributed import rank_seed
 from kr.training.distributed import shard
 from kr.training import check_resume
+from kr.training.assembler import page_cache_budget
 from kr.training.detection import detector_run_settings
 from kr.training.detection import train_detector_chain
 
@@ -114,7 +115,7 @@ def centernet_converter(batch, device=None):
 
 def make_datasets(data_dir: str, split_dir: str = None, cv_index: int = 0,
                   full_data: bool = False, crop_size: int = 416, val_pages: int = 160,
-                  seed: int = None, min_sigma: float = MIN_SIGMA):
+                  seed: int = None, min_sigma: float = MIN_SIGMA, page_cache_bytes: int = 0):
     """Training and validation datasets of the detector.
 
     Args:
@@ -126,6 +127,8 @@ def make_datasets(data_dir: str, split_dir: str = None, cv_index: int = 0,
         val_pages: Validate on the first this many pages of the fold's val part.
         seed: Seed of the augmentation (``None``: fresh entropy).
         min_sigma: Floor of the heatmap Gaussians' sigma in cells.
+        page_cache_bytes: Decoded pages kept in memory by the training pages and by the
+            validation pages, each (``cache_bytes`` of :class:`KuzushijiPageDataset`).
 
     Returns:
         tuple ``(train, val_loss, val_map)``: ``train`` and ``val_loss`` give
@@ -137,13 +140,14 @@ def make_datasets(data_dir: str, split_dir: str = None, cv_index: int = 0,
         FileNotFoundError: Missing data or split files (naming the script to run).
     """
     pages = KuzushijiPageDataset(data_dir, 'trainval' if full_data else 'train', cv_index,
-                                 split_dir)
+                                 split_dir, cache_bytes=page_cache_bytes)
     if len(pages) == 0:
         raise ValueError('no training pages in {}'.format(data_dir))
     train = TransformDataset(pages, CenterNetTrainTransform(
         RandomCropResize(crop_size, seed=seed), ColorAugmentation(seed=seed),
         min_sigma=min_sigma))
-    val_pages_ds = KuzushijiPageDataset(data_dir, 'val', cv_index, split_dir)
+    val_pages_ds = KuzushijiPageDataset(data_dir, 'val', cv_index, split_dir,
+                                        cache_bytes=page_cache_bytes)
     n_val = min(len(val_pages_ds), val_pages)
     if n_val == 0:
         return train, None, None
@@ -198,7 +202,9 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
         log_interval: Log and plot every this many iterations.
         val_pages: Number of val pages used for validation.
         workers: Data-loading processes (0: load in the main process; ``None``: 0 on the
-            CPU, 8 on a GPU).
+            CPU, 8 on a GPU). Loading in the training process keeps up to
+            :data:`kr.training.assembler.PAGE_CACHE_BYTES` of decoded pages in memory
+            (:func:`kr.training.assembler.page_cache_budget`).
         resume: Trainer snapshot to resume from.
         seed: Seed of the augmentation, the initial weights and the order of the crops.
         progress_interval: Progress bar update interval in iterations.
@@ -227,9 +233,9 @@ def train_detector(data_dir: str, out: str, split_dir: str = None, cv_index: int
                                            eval_interval, log_interval)
     check_resume(resume, comm)
 
-    train_set, val_loss, val_map = make_datasets(data_dir, split_dir, cv_index, full_data,
-                                                 crop_size, val_pages, rank_seed(seed, comm),
-                                                 min_sigma=min_sigma)
+    train_set, val_loss, val_map = make_datasets(
+        data_dir, split_dir, cv_index, full_data, crop_size, val_pages, rank_seed(seed, comm),
+        min_sigma=min_sigma, page_cache_bytes=page_cache_budget(device, workers))
     logger.info('%d training pages, %d validation pages', len(train_set),
                 0 if val_loss is None else len(val_loss))
     train_set = shard(train_set, comm, train=True, seed=seed or 0)
