@@ -27,6 +27,7 @@ from kr.training.distributed import per_rank
 from kr.training.distributed import rank_seed
 from kr.training.distributed import shard_labelled
 from kr.training import check_resume
+from kr.training.assembler import page_cache_budget
 from kr.training import loss_validation
 from kr.training import OptimizerSpec
 from kr.training import Schedule
@@ -101,7 +102,8 @@ def _check_crop_files(dataset: KuzushijiCharCropDataset) -> None:
 
 def make_datasets(crop_dir: str, mapping, cv_index: int = 0, full_data: bool = False,
                   input_size: int = INPUT_SIZE, augment: str = 'full', val_samples: int = None,
-                  seed: int = None, check_files: bool = True, jitter: str = 'spec'):
+                  seed: int = None, check_files: bool = True, jitter: str = 'spec',
+                  cache_bytes: int = 0):
     """Training and validation datasets of character crops.
 
     Args:
@@ -118,6 +120,8 @@ def make_datasets(crop_dir: str, mapping, cv_index: int = 0, full_data: bool = F
         seed: Seed of the training transform (crop jitter and augmentation).
         check_files: Check that every crop file of both indexes exists.
         jitter: Training crop jitter (:data:`kr.classifier.transforms.JITTERS`).
+        cache_bytes: Decoded crops kept in memory by the training crops and by the
+            validation crops, each (``cache_bytes`` of :class:`KuzushijiCharCropDataset`).
 
     Returns:
         tuple: ``(train, val, train_labels)``: datasets of ``(x, label)`` with ``x``
@@ -132,8 +136,9 @@ def make_datasets(crop_dir: str, mapping, cv_index: int = 0, full_data: bool = F
         raise ValueError('unknown augmentation {!r}: choose one of {}'.format(
             augment, ', '.join(AUGMENTATIONS)))
     train_raw = KuzushijiCharCropDataset(crop_dir, 'trainval' if full_data else 'train',
-                                         cv_index, mapping)
-    val_raw = KuzushijiCharCropDataset(crop_dir, 'val', cv_index, mapping)
+                                         cv_index, mapping, cache_bytes=cache_bytes)
+    val_raw = KuzushijiCharCropDataset(crop_dir, 'val', cv_index, mapping,
+                                       cache_bytes=cache_bytes)
     for raw in (train_raw, val_raw):
         if len(raw) == 0:
             raise ValueError('{} has no crops'.format(raw.index_path))
@@ -253,7 +258,9 @@ def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str =
         augment: ``'full'``, ``'light'`` or ``'none'`` (see :func:`make_datasets`).
         jitter: Training crop jitter: ``'spec'`` (SPEC section 4) or ``'wide'``, for a
             detector with looser boxes (:data:`kr.classifier.transforms.JITTERS`).
-        workers: Loader processes (``None``: 0 on the CPU, 8 on a GPU).
+        workers: Loader processes (``None``: 0 on the CPU, 8 on a GPU). Loading in the
+            training process keeps up to :data:`kr.training.assembler.PAGE_CACHE_BYTES` of
+            decoded crops in memory (:func:`kr.training.assembler.page_cache_budget`).
         seed: Seed of the initial weights, the sampler's draws and the training transform.
         snapshot_interval: Snapshots every this many epochs (iterations when ``iterations``
             is given), and at the end.
@@ -291,7 +298,8 @@ def train_classifier(data_dir: str, out: str, crop_dir: str = None, model: str =
     train_set, val_set, labels = make_datasets(crop_dir, mapping, cv_index=cv_index,
                                                full_data=full_data, input_size=input_size,
                                                augment=augment, val_samples=val_samples,
-                                               seed=rank_seed(seed, comm), jitter=jitter)
+                                               seed=rank_seed(seed, comm), jitter=jitter,
+                                               cache_bytes=page_cache_budget(device, workers))
     train_set, labels = shard_labelled(train_set, labels, comm, seed or 0)
     order_sampler = make_sampler(sampler, labels, per_rank(epoch_size, comm),
                                  min_count=min_count,

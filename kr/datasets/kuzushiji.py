@@ -11,14 +11,12 @@ Layout (SPEC section 1)::
     <split_dir>/{train,val}-<k>.csv     (written by scripts/01_split_train_val.py)
 """
 
-import collections
 import os
 
 import chainer
 
 from kr.datasets.image import check_image
-from kr.datasets.image import load_image
-from kr.datasets.image import to_array
+from kr.datasets.image import ImageCache
 from kr.datasets.labels import parse_labels
 from kr.datasets.labels import read_labels_csv
 from kr.datasets.layout import default_split_dir
@@ -75,12 +73,10 @@ class KuzushijiPageDataset(chainer.dataset.DatasetMixin):
         split_dir: Folder of the fold CSVs (default ``<data_dir>-gsplit``).
         skip_unlabeled: Drop pages whose labels field is empty.
         cache_bytes: Keep decoded pages in memory, up to this many bytes, when all of them
-            are expected to fit (their number times the first decoded page's size, plus
-            10%); else, and with 0 (the default), decode each page at each access. Pages
-            then come as read-only arrays, so a transform that wrote into one would fail
-            instead of changing the cached page. A training loop that crops random pages
-            decodes each JPEG once: the demo detector's 240 synthetic pages (1.0 GB
-            decoded) took 13 ms each to decode, 19% of its training step on one core.
+            are expected to fit (:class:`kr.datasets.image.ImageCache`); pages then come as
+            read-only arrays. A training loop that crops random pages then decodes each
+            JPEG once: the demo detector's 240 synthetic pages (1.0 GB decoded) took 13 ms
+            each to decode, 19% of its training step on one core.
 
     Raises:
         ValueError: Unknown split, malformed label rows (file, line, image_id, token).
@@ -120,12 +116,6 @@ class KuzushijiPageDataset(chainer.dataset.DatasetMixin):
                         .format(source, data_dir))
             records = read_labels_csv(source)
             self.labeled = True
-        if cache_bytes < 0:
-            raise ValueError('cache_bytes must be >= 0, got {}'.format(cache_bytes))
-        self.cache_bytes = int(cache_bytes)
-        self._cache = collections.OrderedDict()
-        self._cached_bytes = 0
-        self._cache_fits = None
         self._ids, self._unicodes, self._bboxes = [], [], []
         for image_id, labels, line in records:
             unicodes, bboxes = parse_labels(labels, image_id=image_id, source=source, line=line)
@@ -134,6 +124,7 @@ class KuzushijiPageDataset(chainer.dataset.DatasetMixin):
             self._ids.append(image_id)
             self._unicodes.append(unicodes)
             self._bboxes.append(bboxes)
+        self._images = ImageCache(cache_bytes, len(self._ids))
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -174,27 +165,9 @@ class KuzushijiPageDataset(chainer.dataset.DatasetMixin):
             raise ValueError('{} of the {} page images cannot be read: {}{}'.format(
                 len(bad), len(self), '; '.join(bad[:5]), ' ...' if len(bad) > 5 else ''))
 
-    def _image(self, i: int):
-        if not self.cache_bytes:
-            return load_image(self.image_path(i))
-        cache = self._cache
-        if i in cache:
-            cache.move_to_end(i)
-            return cache[i]
-        image = to_array(load_image(self.image_path(i)))
-        image.flags.writeable = False
-        if self._cache_fits is None:       # decided on the first page
-            self._cache_fits = image.nbytes * len(self) * 1.1 <= self.cache_bytes
-        if self._cache_fits and image.nbytes <= self.cache_bytes:
-            cache[i] = image
-            self._cached_bytes += image.nbytes
-            while self._cached_bytes > self.cache_bytes:
-                self._cached_bytes -= cache.popitem(last=False)[1].nbytes
-        return image
-
     def get_example(self, i: int) -> dict:
         return {
-            'image': self._image(i),
+            'image': self._images.load(i, self.image_path(i)),
             'bboxes': self._bboxes[i].copy(),
             'unicodes': list(self._unicodes[i]),
             'image_id': self._ids[i],

@@ -76,6 +76,12 @@ def test_crop_characters_and_dataset(kaggle_dir, tmp_path):
     assert item['image'].size == (13, 12) and item['label'] == 0 and item['unicode'] == 'U+3042'
     np.testing.assert_array_equal(item['bbox'], [4, 2, 9, 10])
     assert KuzushijiCharCropDataset(crop_dir, 'trainval').labels.tolist() == [-1] * 5
+    cached = KuzushijiCharCropDataset(crop_dir, 'trainval', mapping=mapping, cache_bytes=10000)
+    for i in (0, 1, 0):
+        got = cached[i]
+        np.testing.assert_array_equal(got['image'], np.asarray(ds[i]['image']))
+        assert not got['image'].flags.writeable and got['label'] == ds[i]['label']
+    assert len(cached._images) == 2 and cached[0]['image'] is cached[0]['image']
 
     with pytest.raises(FileExistsError, match='--overwrite'):
         crop_characters(kaggle_dir, crop_dir, split_dir=split_dir, workers=1)

@@ -25,15 +25,15 @@ def test_trainval_items(kaggle_dir):
 
 
 def _count_decodes(monkeypatch):
-    from kr.datasets import kuzushiji
+    from kr.datasets import image
     calls = []
-    real = kuzushiji.load_image
+    real = image.load_image
 
     def load(path):
         calls.append(os.path.basename(path))
         return real(path)
 
-    monkeypatch.setattr(kuzushiji, 'load_image', load)
+    monkeypatch.setattr(image, 'load_image', load)
     return calls
 
 
@@ -58,7 +58,7 @@ def test_page_cache_keeps_nothing_when_the_pages_would_not_fit(kaggle_dir, monke
     ds = KuzushijiPageDataset(kaggle_dir, cache_bytes=4 * 60 * 80 * 3)
     for i in (0, 0, 1):
         assert ds[i]['image'].shape == (80, 60, 3)
-    assert len(calls) == 3 and ds._cached_bytes == 0
+    assert len(calls) == 3 and len(ds._images) == 0 and ds._images.nbytes == 0
     with pytest.raises(ValueError, match='cache_bytes must be >= 0, got -1'):
         KuzushijiPageDataset(kaggle_dir, cache_bytes=-1)
 
