@@ -39,8 +39,8 @@ def resolve_preset(func, presets: dict, preset: str = 'full', **given) -> dict:
     The snapshot and eval intervals count in the run's unit. When the flags change that
     unit (``iterations`` given for an epoch preset, or ``epoch`` for an iteration one) and
     leave an interval to the preset, the interval keeps its share of the run instead of
-    its number: the classifier's ``demo`` (48 epochs, validation every 8) with
-    ``iterations=4800`` validates every 800 iterations, not every 8.
+    its number: the classifier's ``demo`` (55 epochs, validation every 8) with
+    ``iterations=5500`` validates every 800 iterations, not every 8.
 
     Args:
         func: A training function (``train_detector``, ``train_classifier`` ...).
