@@ -127,7 +127,8 @@ def test_recognize_on_two_ranks_writes_the_same_files(model, pages, tmp_path):
     one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     # both runs in processes of one thread: a BLAS on two threads may sum in another order
-    # than on one (a score's last digit differed on a CPU without AVX-512)
+    # than on one (on a Haswell emulated by qemu-x86_64 -cpu Haswell one detection score of
+    # 003.json was 0.2141 on one thread and 0.2142 on two, as on a CI machine)
     env = dict(os.environ, PYTHONPATH=repo, OMP_NUM_THREADS='1', OPENBLAS_NUM_THREADS='1',
                MKL_NUM_THREADS='1')
     kr_recognize = [sys.executable, '-m', 'kr', 'recognize', pages, '--model', model,
