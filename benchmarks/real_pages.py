@@ -8,7 +8,8 @@ they do on real pages, such as a few labelled pages of the Kaggle training set::
         --model results/demo/model --out results/real-pages
     python benchmarks/real_pages.py pages/ --labels train.csv \\
         --detector results/demo/detector/model_final.npz \\
-        --classifier results/demo/classifier-finetune/model_final.npz
+        --classifier results/demo/classifier-finetune/model_final.npz \
+        [--detection-threshold 0.45] [--backend onnxruntime]
 
 Pages are image files or folders of them; a page's id is its file name without the
 extension, looked up in ``--labels`` (the train.csv format, ``image_id,labels`` with
@@ -90,6 +91,9 @@ def make_parser():
                         help='inference backend (default: %(default)s)')
     parser.add_argument('--out', default=os.path.join('results', 'real-pages'),
                         help='folder for the pictures (default: %(default)s)')
+    parser.add_argument('--detection-threshold', type=float, default=None,
+                        help="score a detection needs (default: the model folder's, or the "
+                             "detector family's submission threshold)")
     parser.add_argument('--max-side', type=int, default=2000,
                         help='longest side of the pictures in pixels (default: %(default)s)')
     return parser
@@ -102,6 +106,11 @@ def main(argv=None):
         parser.error('--detector needs --classifier')
     if args.model and args.classifier:
         parser.error('--classifier goes with --detector, not with --model')
+    if args.detection_threshold is not None and not 0 < args.detection_threshold < 1:
+        parser.error('--detection-threshold must be in (0, 1), got {}'.format(
+            args.detection_threshold))
+    overrides = ({} if args.detection_threshold is None
+                 else {'detection_threshold': args.detection_threshold})
     paths = page_paths(args.pages)
     try:
         labels = read_label_table(args.labels)
@@ -109,10 +118,11 @@ def main(argv=None):
         parser.error('--labels: {}'.format(e))
     rows = dict(zip(labels['image_id'], labels['labels']))
     if args.model:
-        recognizer = load_model_folder(args.model, backend=args.backend)
+        recognizer = load_model_folder(args.model, backend=args.backend, **overrides)
         what = args.model
     else:
-        recognizer = load_recognizer(args.detector, args.classifier, backend=args.backend)
+        recognizer = load_recognizer(args.detector, args.classifier, backend=args.backend,
+                                     **overrides)
         what = '{} + {}'.format(args.detector, args.classifier)
     mapping = recognizer.mapping
     os.makedirs(args.out, exist_ok=True)
