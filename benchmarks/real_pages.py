@@ -8,7 +8,7 @@ they do on real pages, such as a few labelled pages of the Kaggle training set::
         --model results/demo/model --out results/real-pages
     python benchmarks/real_pages.py pages/ --labels train.csv \\
         --detector results/demo/detector/model_final.npz \\
-        --classifier results/demo/classifier-finetune/model_final.npz \
+        --classifier results/demo/classifier-finetune/model_final.npz \\
         [--detection-threshold 0.45] [--backend onnxruntime]
 
 Pages are image files or folders of them; a page's id is its file name without the
