@@ -3,6 +3,7 @@
 import math
 import os
 import re
+import time
 
 import chainer
 from chainer.training import extensions
@@ -135,10 +136,11 @@ class PlotLog(chainer.training.Extension):
     Chainer's ``PlotReport`` redraws and saves its figure every time it aggregates (every
     log interval); a save took 0.12 s, so with a log every 10 iterations (two figures) the
     profiled demo classifier spent 12% of its time drawing, and its 2,400 iterations took
-    5.8 minutes with this extension instead of 6.2. This draws the same points (the LogReport's means over each log
-    interval) at most every ``min_seconds`` and once more when training ends or stops
-    (``finalize``), so the file is at most that old while a run is watched. It keeps no
-    state of its own: a resumed run's figure is drawn from the resumed LogReport.
+    5.8 minutes with this extension instead of 6.2. This draws the same points (the
+    LogReport's means over each log interval) at most every ``min_seconds`` and once more
+    when training ends or stops (``finalize``), so the file is at most that old while a run
+    is watched. It keeps no state of its own: a resumed run's figure is drawn from the
+    resumed LogReport.
 
     Args:
         keys: Logged keys (``main/loss``, ``validation/main/map``...); absent ones are
@@ -174,7 +176,6 @@ class PlotLog(chainer.training.Extension):
             return []
 
     def __call__(self, trainer):
-        import time
         self._trainer = trainer
         entries = self._entries(trainer)
         if len(entries) == self._drawn_entries:

@@ -238,7 +238,7 @@ def test_integer_head_is_the_convolution_up_to_its_int8_weights(kernel, pad):
 def test_integer_head_takes_the_full_int8_range_when_asked():
     model = _qdq_conv_graph(3, pad=1)
     assert integer_head(model, 'head', weight_max=127)
-    q = [w for w in _int8_weights(model)]
+    q = _int8_weights(model)
     assert len(q) == 1 and q[0].shape == (6, 9 * 5)
     assert np.abs(q[0].astype(np.int16)).max(axis=0).tolist() == [127] * 45
 
