@@ -36,6 +36,7 @@ import time
 import numpy as np
 
 from kr.bbox import box_centers
+from kr.cli import nested_args
 from kr.evaluation import f1_from_counts
 from kr.evaluation import parse_solution_labels
 from kr.evaluation import read_label_table
@@ -94,6 +95,7 @@ def make_parser():
     parser.add_argument('--detection-threshold', type=float, default=None,
                         help="score a detection needs (default: the model folder's, or the "
                              "detector family's submission threshold)")
+    nested_args(parser, "(default: the model folder's, or 0.5)")
     parser.add_argument('--max-side', type=int, default=2000,
                         help='longest side of the pictures in pixels (default: %(default)s)')
     return parser
@@ -109,8 +111,9 @@ def main(argv=None):
     if args.detection_threshold is not None and not 0 < args.detection_threshold < 1:
         parser.error('--detection-threshold must be in (0, 1), got {}'.format(
             args.detection_threshold))
-    overrides = ({} if args.detection_threshold is None
-                 else {'detection_threshold': args.detection_threshold})
+    overrides = {key: value for key, value in (
+        ('detection_threshold', args.detection_threshold),
+        ('nested_overlap', args.nested_overlap)) if value is not None}
     paths = page_paths(args.pages)
     try:
         labels = read_label_table(args.labels)
@@ -127,8 +130,9 @@ def main(argv=None):
     mapping = recognizer.mapping
     os.makedirs(args.out, exist_ok=True)
 
-    print('models: {} ({} backend, detection threshold {}, TTA {})'.format(
-        what, args.backend, recognizer.detection_threshold, 'on' if recognizer.tta else 'off'))
+    print('models: {} ({} backend, detection threshold {}, TTA {}, nested overlap {})'.format(
+        what, args.backend, recognizer.detection_threshold, 'on' if recognizer.tta else 'off',
+        recognizer.nested_overlap))
     header = ('{:<24} {:>5} {:>5}   {:>4} {:>4} {:>4} {:>6} {:>6} {:>6}   {:>4} {:>6} {:>6} '
               '{:>6} {:>6}')
     line = ('{:<24} {:>5} {:>5}   {:>4} {:>4} {:>4} {:>6.3f} {:>6.3f} {:>6.3f}   {:>4} {:>6.3f} '

@@ -15,6 +15,8 @@ import sys
 from kr.cli import communicator_args
 from kr.cli import device_args
 from kr.cli import first_pass_args
+from kr.cli import nested_args
+from kr.detector.nms import NESTED_OVERLAP
 from kr.cli import setup_logging
 
 logger = logging.getLogger('kr')
@@ -109,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument('--no-tta', dest='tta', action='store_false', default=None,
                      help='one detection pass instead of adaptive-scale test-time augmentation')
     first_pass_args(rec, "(default: the model folder's; else the detector's standard side)")
+    nested_args(rec, "(default: the model folder's)")
     rec.add_argument('--overwrite', action='store_true',
                      help='recognise pages whose files already exist again')
     rec.set_defaults(func=recognize)
@@ -139,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                          'the detector family\'s choice: TTA for CenterNet)')
     first_pass_args(mk, "(recorded in the folder; default: the detector's standard side, "
                         "as the original)")
+    nested_args(mk, '(recorded in the folder; default: %(default)s)', NESTED_OVERLAP)
     mk.add_argument('--int8', action='store_true',
                     help='with --onnx: also quantise the detector and the classifier to '
                          'int8, calibrated on training pages of --data-dir and crops of their '
@@ -160,7 +164,7 @@ def recognize(args) -> int:
             args.model, backend=args.backend, device=None if args.device in (None, '-1') else
             rank_device(args.device, comm), detection_threshold=args.detection_threshold,
             class_threshold=args.class_threshold, tta=args.tta,
-            first_min_side=args.first_min_side)
+            first_min_side=args.first_min_side, nested_overlap=args.nested_overlap)
         result = recognize_pages(recognizer, args.inputs, args.out, formats=args.formats,
                                  overwrite=args.overwrite, ruby=args.ruby, comm=comm)
     except (FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
@@ -192,7 +196,8 @@ def make_model_folder(args) -> int:
                                        else args.detection_threshold),
                   class_threshold=(CLASS_SCORE_THRESHOLD if args.class_threshold is None
                                    else args.class_threshold),
-                  tta=args.tta, first_min_side=args.first_min_side, int8=args.int8,
+                  tta=args.tta, first_min_side=args.first_min_side,
+                  nested_overlap=args.nested_overlap, int8=args.int8,
                   overwrite=args.overwrite)
     print('model folder {}: {} detector, {} classes, detection threshold {}, class threshold '
           '{}{}'.format(args.out, record['detector_family'], record['classes'],

@@ -17,6 +17,8 @@ from kr.datasets.image import MAX_IMAGE_PIXELS
 from kr.datasets.image import set_max_image_pixels
 from kr.datasets.layout import default_crop_dir  # NOQA: re-exported for the scripts
 from kr.datasets.layout import default_split_dir  # NOQA: re-exported for the scripts
+from kr.detector.nms import check_nested_overlap
+from kr.detector.nms import NESTED_OVERLAP
 from kr.runs import run_record
 from kr.training.distributed import COMMUNICATORS
 from kr.training.distributed import create_communicator
@@ -150,6 +152,7 @@ def recognizer_args(detection_threshold: str, class_threshold: float) -> argpars
                    help='run the models with Chainer, or export them to ONNX and run them with '
                         'ONNX Runtime (CPU; needs the onnx extra) (default: %(default)s)')
     first_pass_args(p, "(default: the detector's standard side, as the original)")
+    nested_args(p, '(default: %(default)s)', NESTED_OVERLAP)
     p.add_argument('--int8', action='store_true',
                    help='with --backend onnxruntime: run int8 quantisations of the detector and '
                         'the classifier, calibrated on training pages of --data-dir and '
@@ -180,6 +183,24 @@ def first_pass_args(p: argparse.ArgumentParser, default: str) -> None:
                         'well ' + default)
 
 
+def nested_overlap(value: str) -> float:
+    """``--nested-overlap``: a share in ``[0, 1]``."""
+    try:
+        return check_nested_overlap(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            'a share of a box in [0, 1] (0 keeps nested boxes), got {!r}'.format(value)) from None
+
+
+def nested_args(p: argparse.ArgumentParser, default: str, value=None) -> None:
+    """``--nested-overlap`` (:func:`kr.detector.nms.suppress_nested`), defaulting to
+    ``value``, with the ``default`` described."""
+    p.add_argument('--nested-overlap', type=nested_overlap, default=value, metavar='SHARE',
+                   help='drop a detection whose centre lies inside a higher-scored one that '
+                        'covers this share of the smaller box (a second peak on one glyph); '
+                        '0 keeps them, as the original ' + default)
+
+
 def recognizer_settings(args: argparse.Namespace, comm=None) -> dict:
     """The keyword arguments of :func:`kr.inference.load_recognizer` given by the flags of
     :func:`recognizer_args` and :func:`device_args` (with a communicator, a GPU request
@@ -187,7 +208,7 @@ def recognizer_settings(args: argparse.Namespace, comm=None) -> dict:
     threshold = args.detection_threshold
     return {'device': rank_device(args.device, comm), 'backend': args.backend, 'tta': args.tta,
             'first_min_side': args.first_min_side, 'int8': args.int8,
-            'class_threshold': args.class_threshold,
+            'nested_overlap': args.nested_overlap, 'class_threshold': args.class_threshold,
             'detection_threshold': (args.detection_threshold_name if threshold is None
                                     else threshold)}
 

@@ -25,6 +25,9 @@ from kr.classifier.registry import load_class_table
 from kr.classifier.registry import load_classifier
 from kr.datasets.image import to_array
 from kr.detector.registry import detector_family
+from kr.detector.nms import check_nested_overlap
+from kr.detector.nms import NESTED_OVERLAP
+from kr.detector.nms import suppress_nested
 from kr.detector.registry import load_detector  # NOQA: re-exported for users
 from kr.detector.tta import AdaptiveScaleDetector
 from kr.detector.tta import ScaledDetector
@@ -97,15 +100,19 @@ class PageRecognizer:
         first_min_side: Shorter side of the TTA's first pass, the one that measures the
             characters (default: the detector's standard one, the original; smaller is
             faster and measures less well: see :class:`kr.detector.tta.AdaptiveScaleDetector`).
+        nested_overlap: Drop a detection whose centre lies inside a higher-scored one that
+            covers this share of the smaller box (:func:`kr.detector.nms.suppress_nested`,
+            after the TTA's voting); 0 keeps them, as the original did.
 
     Raises:
-        ValueError: A threshold outside ``[0, 1]``, an unknown threshold name, or a
-            ``first_min_side`` that is not a positive number.
+        ValueError: A threshold outside ``[0, 1]``, an unknown threshold name, a
+            ``first_min_side`` that is not a positive number, or a ``nested_overlap``
+            outside ``[0, 1]``.
     """
 
     def __init__(self, detector, classifier, mapping, detection_threshold='submission',
                  class_threshold: float = CLASS_SCORE_THRESHOLD, tta: bool = None,
-                 first_min_side: int = None):
+                 first_min_side: int = None, nested_overlap: float = NESTED_OVERLAP):
         detection_threshold, class_threshold = check_thresholds(
             lambda: detector_family(detector), detection_threshold, class_threshold)
         self.detector = detector
@@ -117,12 +124,22 @@ class PageRecognizer:
             tta = _family_tta(detector)
         self.tta = bool(tta)
         self.first_min_side = first_min_side
+        self.nested_overlap = check_nested_overlap(nested_overlap)
         self._detect = (AdaptiveScaleDetector(detector, first_min_side=first_min_side)
                         if self.tta else ScaledDetector(detector))
 
     def detect(self, image):
         """``(bboxes (R, 4) float32 xyxy page pixels, scores (R,) float32)`` of a page."""
-        return self._detect.detect(to_array(image), score_threshold=self.detection_threshold)
+        return self._suppress(*self._detect.detect(to_array(image),
+                                                   score_threshold=self.detection_threshold))
+
+    def _suppress(self, bboxes, scores):
+        """The detections without the nested ones (see ``nested_overlap``), order kept."""
+        if self.nested_overlap == 0 or len(bboxes) == 0:
+            return bboxes, scores
+        keep = np.sort(suppress_nested(np.asarray(bboxes), np.asarray(scores),
+                                       self.nested_overlap))
+        return bboxes[keep], scores[keep]
 
     def classify(self, image, bboxes, detection_scores) -> list:
         """Classify detected boxes; returns the :class:`Character` list above the threshold."""
@@ -147,8 +164,9 @@ class PageRecognizer:
         Args:
             image: PIL image or ``(H, W, 3)`` uint8 RGB array.
             detections: Cached ``(bboxes, scores)`` to use instead of running the detector;
-                boxes under :attr:`detection_threshold` are dropped (so a cache made at a
-                lower threshold serves a higher one, up to the small effect of box voting).
+                boxes under :attr:`detection_threshold` and nested boxes (``nested_overlap``)
+                are dropped (so a cache made at a lower threshold, or with nested boxes
+                kept, serves this recognizer, up to the small effect of box voting).
 
         Returns:
             list of :class:`Character`, in the detector's order (highest score first).
@@ -161,9 +179,10 @@ class PageRecognizer:
         return self.classify(image, bboxes, scores)
 
     def _filter(self, bboxes, scores):
-        # a cache made at a lower threshold serves a higher one
+        # a cache made at a lower threshold serves a higher one; suppression commutes with
+        # the threshold and a second pass changes nothing, so any cache may be suppressed
         keep = np.asarray(scores) >= self.detection_threshold
-        return np.asarray(bboxes)[keep], np.asarray(scores)[keep]
+        return self._suppress(np.asarray(bboxes)[keep], np.asarray(scores)[keep])
 
     def recognize_dataset(self, dataset, detections: dict = None, indices=None,
                           desc: str = 'recognise'):
@@ -219,7 +238,8 @@ def load_recognizer(detector_path: str, classifier_path: str, data_dir: str = No
         int8: Run int8 quantisations of the detector and the classifier (ONNX Runtime
             backend only; :mod:`kr.onnx.quantize`), calibrated on training pages of
             ``data_dir`` and crops of their characters.
-        **kwargs: Thresholds, ``tta`` and ``first_min_side`` of :class:`PageRecognizer`.
+        **kwargs: Thresholds, ``tta``, ``first_min_side`` and ``nested_overlap`` of
+            :class:`PageRecognizer`.
 
     Raises:
         FileNotFoundError: A missing weight file, args.json or class table (named).

@@ -3,8 +3,8 @@
 ::
 
     model/
-        model.json              format version, thresholds, TTA, the files below, where
-                                the models came from
+        model.json              format version, thresholds, TTA, nested-box suppression,
+                                the files below, where the models came from
         detector/model_final.npz + args.json
         classifier/model_final.npz + args.json + unicode_translation.csv (the class table)
         onnx/                   detector.onnx, classifier.onnx, onnx_models.json (optional)
@@ -21,6 +21,8 @@ import shutil
 from kr import fileio
 from kr.classifier.registry import load_class_table
 from kr.classifier.registry import save_class_table
+from kr.detector.nms import check_nested_overlap
+from kr.detector.nms import NESTED_OVERLAP
 from kr.detector.registry import DEFAULT_DETECTOR
 from kr.detector.registry import detector_family
 from kr.inference import BACKENDS
@@ -60,7 +62,7 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
                       data_dir: str = None, detection_threshold=DEFAULT_DETECTION_THRESHOLD,
                       class_threshold: float = CLASS_SCORE_THRESHOLD, tta: bool = None,
                       first_min_side: int = None, int8: bool = False,
-                      overwrite: bool = False) -> dict:
+                      overwrite: bool = False, nested_overlap: float = NESTED_OVERLAP) -> dict:
     """Build a model folder (see the module doc) whole or not at all.
 
     Args:
@@ -79,6 +81,9 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
             detector family's default).
         first_min_side: Shorter side of the TTA's first pass (``None``: the detector's
             standard one, the original; see :class:`kr.detector.tta.AdaptiveScaleDetector`).
+        nested_overlap: Share of the smaller box at which a detection nested in a
+            higher-scored one is dropped (:func:`kr.detector.nms.suppress_nested`; 0 keeps
+            them, the original).
         int8: With ``onnx``, also quantise the detector and the classifier to int8
             (:mod:`kr.onnx.quantize`), calibrated on training pages of ``data_dir`` and crops
             of their characters; the ONNX Runtime backend then runs them.
@@ -101,6 +106,7 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
                              or DEFAULT_DETECTOR)
     detection_threshold, class_threshold = check_thresholds(
         lambda: family, detection_threshold, class_threshold)
+    nested_overlap = check_nested_overlap(nested_overlap)
     mapping = load_class_table(classifier_path, data_dir)
     if os.path.exists(out) and not overwrite:
         raise FileExistsError('{} already exists; pass --overwrite to replace it'.format(out))
@@ -128,6 +134,7 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
             'class_threshold': float(class_threshold),
             'tta': bool(family.tta if tta is None else tta),
             'first_min_side': first_min_side,
+            'nested_overlap': nested_overlap,
             'int8': bool(int8),
             'classes': len(mapping),
             'made_from': {'detector': os.path.abspath(detector_path),
@@ -168,8 +175,10 @@ def load_model_folder(path: str, backend: str = 'chainer', device=None,
         backend: ``'chainer'`` or ``'onnxruntime'`` (the folder's ONNX files when it has
             them, else the models are exported on the fly).
         device: Chainer device (``-1``, ``0``, ``'@cupy:0'``); Chainer backend only.
-        **overrides: ``detection_threshold``, ``class_threshold``, ``tta`` or
-            ``first_min_side`` instead of the folder's.
+        **overrides: ``detection_threshold``, ``class_threshold``, ``tta``,
+            ``first_min_side`` or ``nested_overlap`` instead of the folder's (a folder made
+            before ``nested_overlap`` existed gets the default,
+            :data:`kr.detector.nms.NESTED_OVERLAP`).
 
     Raises:
         FileNotFoundError: Not a model folder, or a file of it is missing (named).
@@ -181,7 +190,8 @@ def load_model_folder(path: str, backend: str = 'chainer', device=None,
     record = read_model_folder(path)
     settings = {'detection_threshold': record['detection_threshold'],
                 'class_threshold': record['class_threshold'], 'tta': record['tta'],
-                'first_min_side': record.get('first_min_side')}
+                'first_min_side': record.get('first_min_side'),
+                'nested_overlap': record.get('nested_overlap', NESTED_OVERLAP)}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if backend == 'onnxruntime' and record.get('onnx'):
         _, load_onnx_models = onnx_backend()

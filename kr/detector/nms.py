@@ -41,6 +41,36 @@ def _pair_iou(a, b):
     return xp.where(union > 0, inter / xp.where(union > 0, union, 1), 0)
 
 
+def _greedy_keep(n: int, strong, weak):
+    """Positions (in rank order) the greedy pass keeps, where rank ``strong[k]`` suppresses
+    rank ``weak[k] > strong[k]`` when it is itself kept: the fixed point of "kept = not
+    suppressed by a kept, higher-ranked box"."""
+    xp = chainer.backend.get_array_module(strong)
+    keep = xp.ones(n, dtype=bool)
+    for _ in range(n + 1):
+        suppressed = xp.zeros(n, dtype=bool)
+        suppressed[weak[keep[strong]]] = True
+        new_keep = ~suppressed
+        if bool((new_keep == keep).all()):
+            break
+        keep = new_keep
+    return xp.nonzero(keep)[0]
+
+
+def _ranked(bboxes, scores):
+    """``(order, bboxes[order] as float64)``: the boxes by descending score (ties: lower
+    index first), or in the given order without scores; checks the shape."""
+    xp = chainer.backend.get_array_module(bboxes)
+    bboxes = xp.asarray(bboxes)
+    if bboxes.ndim != 2 or bboxes.shape[1] != 4:
+        raise ValueError('bboxes must be (R, 4), got shape {}'.format(bboxes.shape))
+    if scores is None:
+        order = xp.arange(len(bboxes))
+    else:
+        order = xp.argsort(-xp.asarray(scores), kind='stable')
+    return order, bboxes[order].astype(np.float64)
+
+
 def non_maximum_suppression(bboxes, threshold: float, scores=None, limit: int = None):
     """Greedy NMS: keep boxes by descending score, dropping those with IoU >= ``threshold``
     to a box kept before them.
@@ -62,31 +92,15 @@ def non_maximum_suppression(bboxes, threshold: float, scores=None, limit: int = 
     if not 0 < threshold <= 1:
         raise ValueError('NMS threshold must be in (0, 1], got {}'.format(threshold))
     xp = chainer.backend.get_array_module(bboxes)
-    bboxes = xp.asarray(bboxes)
-    if bboxes.ndim != 2 or bboxes.shape[1] != 4:
-        raise ValueError('bboxes must be (R, 4), got shape {}'.format(bboxes.shape))
-    n = len(bboxes)
+    order, ranked = _ranked(bboxes, scores)
+    n = len(ranked)
     if n == 0:
         return xp.zeros((0,), dtype=np.int32)
-    if scores is None:
-        order = xp.arange(n)
-    else:
-        order = xp.argsort(-xp.asarray(scores), kind='stable')
-    ranked = bboxes[order].astype(np.float64)
     a, b = _overlap_pairs(ranked)
-    hit = _pair_iou(ranked[a], ranked[b]) >= threshold
-    # Orient each suppressing pair from the higher-ranked (lower position) box.
-    strong = xp.minimum(a[hit], b[hit])
-    weak = xp.maximum(a[hit], b[hit])
-    keep = xp.ones(n, dtype=bool)
-    for _ in range(n + 1):
-        suppressed = xp.zeros(n, dtype=bool)
-        suppressed[weak[keep[strong]]] = True
-        new_keep = ~suppressed
-        if bool((new_keep == keep).all()):
-            break
-        keep = new_keep
-    kept = order[xp.nonzero(keep)[0]].astype(np.int32)
+    # Orient each pair from the higher-ranked (lower position) box.
+    strong, weak = xp.minimum(a, b), xp.maximum(a, b)
+    hit = _pair_iou(ranked[strong], ranked[weak]) >= threshold
+    kept = order[_greedy_keep(n, strong[hit], weak[hit])].astype(np.int32)
     return kept if limit is None else kept[:limit]
 
 
@@ -111,3 +125,83 @@ def per_class_nms(bboxes, labels, scores, threshold: float, n_class: int):
             bboxes[labels == c], threshold, scores[labels == c])]
         for c in range(n_class)])
     return keep[xp.argsort(-scores[keep], kind='stable')]
+
+
+#: Share of the smaller box that a higher-scored box must cover for
+#: :func:`suppress_nested` to drop the lower-scored one whose centre it contains.
+NESTED_OVERLAP = 0.5
+
+
+def check_nested_overlap(value) -> float:
+    """``nested_overlap`` as a float in ``[0, 1]`` (0: nested boxes kept, the original).
+
+    Raises:
+        ValueError: Anything else (the argument is named).
+    """
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        share = float('nan')
+    if not 0 <= share <= 1:
+        raise ValueError('nested_overlap (--nested-overlap) is a share of a box in [0, 1] '
+                         '(0 keeps nested boxes, as the original), got {!r}'.format(value))
+    return share
+
+
+def _pair_nested(strong, weak, overlap: float):
+    """Whether each ``weak[k]`` box has its centre strictly inside ``strong[k]`` and the two
+    share at least ``overlap`` of the smaller one's area (a box of no area inside counts)."""
+    xp = chainer.backend.get_array_module(strong)
+    cx = (weak[:, 0] + weak[:, 2]) / 2
+    cy = (weak[:, 1] + weak[:, 3]) / 2
+    inside = ((strong[:, 0] < cx) & (cx < strong[:, 2])
+              & (strong[:, 1] < cy) & (cy < strong[:, 3]))
+    w = xp.minimum(strong[:, 2], weak[:, 2]) - xp.maximum(strong[:, 0], weak[:, 0])
+    h = xp.minimum(strong[:, 3], weak[:, 3]) - xp.maximum(strong[:, 1], weak[:, 1])
+    inter = xp.maximum(w, 0) * xp.maximum(h, 0)
+    smaller = xp.minimum((strong[:, 2] - strong[:, 0]) * (strong[:, 3] - strong[:, 1]),
+                         (weak[:, 2] - weak[:, 0]) * (weak[:, 3] - weak[:, 1]))
+    share = xp.where(smaller > 0, inter / xp.where(smaller > 0, smaller, 1), 1.0)
+    return inside & (share >= overlap)
+
+
+def suppress_nested(bboxes, scores, overlap: float = NESTED_OVERLAP):
+    """Drop detections nested in a better one: greedy, by descending score, a box is dropped
+    when its centre lies strictly inside a box kept before it and the two share at least
+    ``overlap`` of the smaller box's area.
+
+    Not in the original (whose boxes pass only an IoU NMS and box voting). A character
+    detector's typical duplicate is a second peak on one tall or large glyph: a box over
+    its upper or lower half, whose IoU with the whole-glyph box is under any usable NMS
+    threshold, but whose centre lies inside it. The competition counts such a box as a
+    false positive (one prediction per character can match), and so does the detection F1.
+    Separate characters, even touching ones, hardly ever hold each other's centres. With
+    the demo's models (``benchmarks/nested_boxes.py``): detection F1 on the synthetic test
+    pages 0.938 -> 0.944, on the labelled real page 0.819 -> 0.849.
+
+    Suppression only looks at higher-scored boxes, so it commutes with a score threshold:
+    filtering a set suppressed at a lower threshold gives the set suppressed at the higher
+    one, and a suppressed set is left as it is by a second pass.
+
+    Args:
+        bboxes: ``(R, 4)`` float xyxy boxes, NumPy or CuPy.
+        scores: ``(R,)`` scores.
+        overlap: Share of the smaller box's area in ``(0, 1]``.
+
+    Returns:
+        ``(K,)`` int32 indices of the kept boxes, highest score first.
+
+    Raises:
+        ValueError: ``overlap`` outside ``(0, 1]`` or ``bboxes`` not ``(R, 4)``.
+    """
+    if not 0 < overlap <= 1:
+        raise ValueError('nested-box overlap must be in (0, 1], got {}'.format(overlap))
+    xp = chainer.backend.get_array_module(bboxes)
+    order, ranked = _ranked(bboxes, scores)
+    n = len(ranked)
+    if n == 0:
+        return xp.zeros((0,), dtype=np.int32)
+    a, b = _overlap_pairs(ranked)
+    strong, weak = xp.minimum(a, b), xp.maximum(a, b)
+    hit = _pair_nested(ranked[strong], ranked[weak], overlap)
+    return order[_greedy_keep(n, strong[hit], weak[hit])].astype(np.int32)
