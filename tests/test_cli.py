@@ -163,3 +163,16 @@ def test_recognizer_flags_first_pass_side_and_int8():
             p.parse_args(['d.npz', 'c.npz', '--first-pass-side', bad])
     with pytest.raises(argparse.ArgumentTypeError, match="positive number of pixels.*'big'"):
         cli.first_pass_side('big')
+
+
+def test_recognizer_flag_nested_overlap():
+    p = argparse.ArgumentParser(parents=[cli.recognizer_args('submission', 0.5),
+                                         cli.device_args()])
+    assert cli.recognizer_settings(p.parse_args(['d.npz', 'c.npz']))['nested_overlap'] == 0.5
+    args = p.parse_args(['d.npz', 'c.npz', '--nested-overlap', '0'])
+    assert cli.recognizer_settings(args)['nested_overlap'] == 0.0
+    for bad in ('1.5', '-0.1', 'half'):
+        with pytest.raises(SystemExit):
+            p.parse_args(['d.npz', 'c.npz', '--nested-overlap', bad])
+    with pytest.raises(argparse.ArgumentTypeError, match=r"share of a box in \[0, 1\].*'half'"):
+        cli.nested_overlap('half')

@@ -102,6 +102,27 @@ def test_recognize_dataset_uses_and_fills_the_cache():
     assert detector.calls == 2 and [o[2] for o in again] == [o[2] for o in out]
 
 
+def test_nested_detections_are_dropped_unless_asked_not_to():
+    # A tall glyph (0.9), a second peak on its lower half (0.8), the glyph below (0.7).
+    boxes = [[0, 0, 10, 20], [1, 10, 9, 20], [0, 20, 10, 30]]
+    page = np.zeros((40, 20, 3), np.uint8)
+
+    def recognizer(**kwargs):
+        return PageRecognizer(FakeDetector(boxes, [0.9, 0.8, 0.7]),
+                              FakeClassifier([0, 1, 2], [0.99] * 3), FakeMapping(),
+                              detection_threshold=0.5, tta=False, **kwargs)
+    bboxes, scores = recognizer().detect(page)
+    assert bboxes.tolist() == [boxes[0], boxes[2]] and scores.tolist() == pytest.approx([0.9, 0.7])
+    assert [c.bbox for c in recognizer().recognize(page)] == [(0, 0, 10, 20), (0, 20, 10, 30)]
+    assert len(recognizer(nested_overlap=0).recognize(page)) == 3
+    # a cache written with the nested boxes kept serves a recognizer that drops them
+    cache = {'p': (np.asarray(boxes, np.float32), np.array([0.9, 0.8, 0.7], np.float32))}
+    out = list(recognizer().recognize_dataset([{'image': page, 'image_id': 'p'}], cache))
+    assert [c.bbox for c in out[0][2]] == [(0, 0, 10, 20), (0, 20, 10, 30)]
+    with pytest.raises(ValueError, match=r"nested_overlap \(--nested-overlap\).*got 'half'"):
+        recognizer(nested_overlap='half')
+
+
 def test_untrained_models_end_to_end(tmp_path):
     from kr.classifier import build_classifier
     from kr.datasets import KuzushijiUnicodeMapping

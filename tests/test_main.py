@@ -114,8 +114,12 @@ def test_make_model_folder(tmp_path, capsys):
     assert main(['make-model-folder', det, clf, '--out', out, '--class-threshold', '0.3']) == 0
     assert 'model folder' in capsys.readouterr().out
     assert read_model_folder(out)['class_threshold'] == 0.3
+    assert read_model_folder(out)['nested_overlap'] == 0.5
     assert main(['make-model-folder', det, clf, '--out', out]) == 2
     assert '--overwrite' in capsys.readouterr().err
+    assert main(['make-model-folder', det, clf, '--out', out, '--overwrite',
+                 '--nested-overlap', '0']) == 0
+    assert read_model_folder(out)['nested_overlap'] == 0.0
 
 
 def test_recognize_on_two_ranks_writes_the_same_files(model, pages, tmp_path):

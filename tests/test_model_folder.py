@@ -114,6 +114,23 @@ def test_first_pass_side_is_recorded_and_can_be_overridden(tmp_path):
     assert load_model_folder(out)._detect.first_min_side == 832
 
 
+def test_nested_overlap_is_recorded_and_can_be_overridden(tmp_path):
+    out = tiny_model_folder(str(tmp_path), nested_overlap=0.0)
+    assert read_model_folder(out)['nested_overlap'] == 0.0
+    assert load_model_folder(out).nested_overlap == 0.0
+    assert load_model_folder(out, nested_overlap=0.7).nested_overlap == 0.7
+    # a folder made before the setting existed suppresses nested boxes at the default
+    meta = os.path.join(out, 'model.json')
+    with open(meta) as f:
+        record = json.load(f)
+    del record['nested_overlap']
+    with open(meta, 'w') as f:
+        json.dump(record, f)
+    assert load_model_folder(out).nested_overlap == 0.5
+    with pytest.raises(ValueError, match=r'nested_overlap \(--nested-overlap\)'):
+        tiny_model_folder(str(tmp_path / 'bad'), nested_overlap=2)
+
+
 def test_int8_needs_onnx_and_calibration_data(tmp_path):
     det, clf = tiny_runs(str(tmp_path / 'runs'))
     for kwargs in ({'int8': True}, {'int8': True, 'onnx': True},

@@ -176,8 +176,9 @@ def suppress_nested(bboxes, scores, overlap: float = NESTED_OVERLAP):
     threshold, but whose centre lies inside it. The competition counts such a box as a
     false positive (one prediction per character can match), and so does the detection F1.
     Separate characters, even touching ones, hardly ever hold each other's centres. With
-    the demo's models (``benchmarks/nested_boxes.py``): detection F1 on the synthetic test
-    pages 0.938 -> 0.944, on the labelled real page 0.819 -> 0.849.
+    the demo's models (``benchmarks/real_pages.py --nested-overlap 0`` against the
+    default): detection F1 on the synthetic test pages 0.938 -> 0.944, on the labelled
+    real page 0.819 -> 0.849.
 
     Suppression only looks at higher-scored boxes, so it commutes with a score threshold:
     filtering a set suppressed at a lower threshold gives the set suppressed at the higher

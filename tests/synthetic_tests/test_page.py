@@ -221,6 +221,21 @@ def test_elongated_kana(renderer, vocab, monkeypatch):
     assert tall_ratio(1.0) > 1.3 * tall_ratio(0.0)
 
 
+def test_tall_kanji(renderer, vocab, monkeypatch):
+    def kanji_ratio(rate):
+        monkeypatch.setattr(page_lib, 'TALL_KANJI_RATE', rate)
+        ratios = []
+        for seed in range(4):
+            p = page_lib.render_page(np.random.default_rng(seed), PAGE_HEIGHT * 2, vocab,
+                                     renderer)
+            for u, (x, y, w, h) in zip(p.unicodes, p.bboxes.tolist()):
+                if not page_lib.is_kana(chr(int(u[2:], 16))):
+                    ratios.append(h / w)
+        return np.median(ratios)
+    # Stretched by 1.2-1.6 times with the width kept: the median ratio grows by over 1.2.
+    assert kanji_ratio(1.0) > 1.2 * kanji_ratio(0.0)
+
+
 def test_head_space(renderer, vocab):
     style = dataclasses.replace(page_lib.sample_book_style(np.random.default_rng(0)),
                                 head_space=0.18)
