@@ -94,6 +94,8 @@ def make_parser():
     p.add_argument('--detection-threshold', type=float, default=DEFAULT_DETECTION_THRESHOLD,
                    help='detections under it are left out (default %(default)s)')
     p.add_argument('--max-pages', type=int, default=None, help='the first N labelled pages')
+    p.add_argument('--tta', action='store_true',
+                   help='average over crops of five margins (--classify-tta of scripts 05/07)')
     return p
 
 
@@ -110,6 +112,7 @@ def main(argv=None):
     except (FileNotFoundError, ValueError) as e:
         sys.exit('error: {}'.format(e))
     fonts = page_fonts(args.data_dir)
+    pad_ratios = 'tta' if args.tta else None
     rows = collections.defaultdict(Tally)
     pages = list(labels.itertuples())[:args.max_pages]
     for page in pages:
@@ -119,7 +122,7 @@ def main(argv=None):
         image = load_image(os.path.join(image_dir, page.image_id + '.jpg'))
         truth = np.asarray(unicodes)
         font = fonts.get(page.image_id)
-        idx, scores = classifier.classify(image, gt.astype(np.float32))
+        idx, scores = classifier.classify(image, gt.astype(np.float32), pad_ratios=pad_ratios)
         right = np.asarray([classes[i] for i in idx]) == truth
         for key in ('true boxes', 'true boxes, ' + font if font else None):
             if key:
@@ -134,7 +137,7 @@ def main(argv=None):
         taken = match >= 0
         if not taken.any():
             continue
-        idx, scores = classifier.classify(image, boxes[match[taken]])
+        idx, scores = classifier.classify(image, boxes[match[taken]], pad_ratios=pad_ratios)
         right = np.asarray([classes[i] for i in idx]) == truth[taken]
         for key in ('matched detections', 'matched detections, ' + font if font else None):
             if key:

@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help='one detection pass instead of adaptive-scale test-time augmentation')
     first_pass_args(rec, "(default: the model folder's; else the detector's standard side)")
     nested_args(rec, "(default: the model folder's)")
+    rec.add_argument('--classify-tta', action='store_true', default=None,
+                     help='average the classifier over crops of five margins (default: the '
+                          "model folder's setting)")
     rec.add_argument('--overwrite', action='store_true',
                      help='recognise pages whose files already exist again')
     rec.set_defaults(func=recognize)
@@ -143,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     first_pass_args(mk, "(recorded in the folder; default: the detector's standard side, "
                         "as the original)")
     nested_args(mk, '(recorded in the folder; default: %(default)s)', NESTED_OVERLAP)
+    mk.add_argument('--classify-tta', action='store_true',
+                    help='recorded in the folder: kr recognize averages the classifier over '
+                         "crops of five margins instead of the original's one crop")
     mk.add_argument('--int8', action='store_true',
                     help='with --onnx: also quantise the detector and the classifier to '
                          'int8, calibrated on training pages of --data-dir and crops of their '
@@ -164,7 +170,8 @@ def recognize(args) -> int:
             args.model, backend=args.backend, device=None if args.device in (None, '-1') else
             rank_device(args.device, comm), detection_threshold=args.detection_threshold,
             class_threshold=args.class_threshold, tta=args.tta,
-            first_min_side=args.first_min_side, nested_overlap=args.nested_overlap)
+            first_min_side=args.first_min_side, nested_overlap=args.nested_overlap,
+            classify_tta=args.classify_tta)
         result = recognize_pages(recognizer, args.inputs, args.out, formats=args.formats,
                                  overwrite=args.overwrite, ruby=args.ruby, comm=comm)
     except (FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
@@ -197,7 +204,8 @@ def make_model_folder(args) -> int:
                   class_threshold=(CLASS_SCORE_THRESHOLD if args.class_threshold is None
                                    else args.class_threshold),
                   tta=args.tta, first_min_side=args.first_min_side,
-                  nested_overlap=args.nested_overlap, int8=args.int8,
+                  nested_overlap=args.nested_overlap, classify_tta=args.classify_tta,
+                  int8=args.int8,
                   overwrite=args.overwrite)
     print('model folder {}: {} detector, {} classes, detection threshold {}, class threshold '
           '{}{}'.format(args.out, record['detector_family'], record['classes'],

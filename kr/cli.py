@@ -153,6 +153,9 @@ def recognizer_args(detection_threshold: str, class_threshold: float) -> argpars
                         'ONNX Runtime (CPU; needs the onnx extra) (default: %(default)s)')
     first_pass_args(p, "(default: the detector's standard side, as the original)")
     nested_args(p, '(default: %(default)s)', NESTED_OVERLAP)
+    p.add_argument('--classify-tta', action='store_true', default=None,
+                   help='average the classifier over crops of five margins (1.1-1.5 times the '
+                        "box's longer side) instead of the original's one crop of 1.2")
     p.add_argument('--int8', action='store_true',
                    help='with --backend onnxruntime: run int8 quantisations of the detector and '
                         'the classifier, calibrated on training pages of --data-dir and '
@@ -208,7 +211,8 @@ def recognizer_settings(args: argparse.Namespace, comm=None) -> dict:
     threshold = args.detection_threshold
     return {'device': rank_device(args.device, comm), 'backend': args.backend, 'tta': args.tta,
             'first_min_side': args.first_min_side, 'int8': args.int8,
-            'nested_overlap': args.nested_overlap, 'class_threshold': args.class_threshold,
+            'nested_overlap': args.nested_overlap, 'classify_tta': bool(args.classify_tta),
+            'class_threshold': args.class_threshold,
             'detection_threshold': (args.detection_threshold_name if threshold is None
                                     else threshold)}
 

@@ -103,6 +103,9 @@ class PageRecognizer:
         nested_overlap: Drop a detection whose centre lies inside a higher-scored one that
             covers this share of the smaller box (:func:`kr.detector.nms.suppress_nested`,
             after the TTA's voting); 0 keeps them, as the original did.
+        classify_tta: Average the classifier's probabilities over crops of several margins
+            (:data:`kr.classifier.CLASSIFY_TTA_PAD_RATIOS`, five times the classifier's
+            work); off: the SPEC's one crop, and a classifier needs no ``pad_ratios``.
 
     Raises:
         ValueError: A threshold outside ``[0, 1]``, an unknown threshold name, a
@@ -112,7 +115,8 @@ class PageRecognizer:
 
     def __init__(self, detector, classifier, mapping, detection_threshold='submission',
                  class_threshold: float = CLASS_SCORE_THRESHOLD, tta: bool = None,
-                 first_min_side: int = None, nested_overlap: float = NESTED_OVERLAP):
+                 first_min_side: int = None, nested_overlap: float = NESTED_OVERLAP,
+                 classify_tta: bool = False):
         detection_threshold, class_threshold = check_thresholds(
             lambda: detector_family(detector), detection_threshold, class_threshold)
         self.detector = detector
@@ -125,6 +129,7 @@ class PageRecognizer:
         self.tta = bool(tta)
         self.first_min_side = first_min_side
         self.nested_overlap = check_nested_overlap(nested_overlap)
+        self.classify_tta = bool(classify_tta)
         self._detect = (AdaptiveScaleDetector(detector, first_min_side=first_min_side)
                         if self.tta else ScaledDetector(detector))
 
@@ -145,7 +150,10 @@ class PageRecognizer:
         """Classify detected boxes; returns the :class:`Character` list above the threshold."""
         bboxes = np.asarray(bboxes, dtype=np.float32).reshape(-1, 4)
         detection_scores = np.asarray(detection_scores, dtype=np.float32).reshape(-1)
-        indices, scores = self.classifier.classify(image, bboxes)
+        if self.classify_tta:
+            indices, scores = self.classifier.classify(image, bboxes, pad_ratios='tta')
+        else:
+            indices, scores = self.classifier.classify(image, bboxes)
         centers = box_centers(bboxes.astype(np.float64))
         out = []
         for i in np.flatnonzero(scores >= self.class_threshold):
@@ -238,8 +246,8 @@ def load_recognizer(detector_path: str, classifier_path: str, data_dir: str = No
         int8: Run int8 quantisations of the detector and the classifier (ONNX Runtime
             backend only; :mod:`kr.onnx.quantize`), calibrated on training pages of
             ``data_dir`` and crops of their characters.
-        **kwargs: Thresholds, ``tta``, ``first_min_side`` and ``nested_overlap`` of
-            :class:`PageRecognizer`.
+        **kwargs: Thresholds, ``tta``, ``first_min_side``, ``nested_overlap`` and
+            ``classify_tta`` of :class:`PageRecognizer`.
 
     Raises:
         FileNotFoundError: A missing weight file, args.json or class table (named).

@@ -62,7 +62,8 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
                       data_dir: str = None, detection_threshold=DEFAULT_DETECTION_THRESHOLD,
                       class_threshold: float = CLASS_SCORE_THRESHOLD, tta: bool = None,
                       first_min_side: int = None, int8: bool = False,
-                      overwrite: bool = False, nested_overlap: float = NESTED_OVERLAP) -> dict:
+                      overwrite: bool = False, nested_overlap: float = NESTED_OVERLAP,
+                      classify_tta: bool = False) -> dict:
     """Build a model folder (see the module doc) whole or not at all.
 
     Args:
@@ -84,6 +85,8 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
         nested_overlap: Share of the smaller box at which a detection nested in a
             higher-scored one is dropped (:func:`kr.detector.nms.suppress_nested`; 0 keeps
             them, the original).
+        classify_tta: Average the classifier over crops of several margins
+            (:class:`~kr.inference.PageRecognizer`).
         int8: With ``onnx``, also quantise the detector and the classifier to int8
             (:mod:`kr.onnx.quantize`), calibrated on training pages of ``data_dir`` and crops
             of their characters; the ONNX Runtime backend then runs them.
@@ -135,6 +138,7 @@ def make_model_folder(detector_path: str, classifier_path: str, out: str, onnx: 
             'tta': bool(family.tta if tta is None else tta),
             'first_min_side': first_min_side,
             'nested_overlap': nested_overlap,
+            'classify_tta': bool(classify_tta),
             'int8': bool(int8),
             'classes': len(mapping),
             'made_from': {'detector': os.path.abspath(detector_path),
@@ -176,9 +180,9 @@ def load_model_folder(path: str, backend: str = 'chainer', device=None,
             them, else the models are exported on the fly).
         device: Chainer device (``-1``, ``0``, ``'@cupy:0'``); Chainer backend only.
         **overrides: ``detection_threshold``, ``class_threshold``, ``tta``,
-            ``first_min_side`` or ``nested_overlap`` instead of the folder's (a folder made
-            before ``nested_overlap`` existed gets the default,
-            :data:`kr.detector.nms.NESTED_OVERLAP`).
+            ``first_min_side``, ``nested_overlap`` or ``classify_tta`` instead of the
+            folder's (a folder made before the last two existed gets their defaults,
+            :data:`kr.detector.nms.NESTED_OVERLAP` and no crop TTA).
 
     Raises:
         FileNotFoundError: Not a model folder, or a file of it is missing (named).
@@ -191,7 +195,8 @@ def load_model_folder(path: str, backend: str = 'chainer', device=None,
     settings = {'detection_threshold': record['detection_threshold'],
                 'class_threshold': record['class_threshold'], 'tta': record['tta'],
                 'first_min_side': record.get('first_min_side'),
-                'nested_overlap': record.get('nested_overlap', NESTED_OVERLAP)}
+                'nested_overlap': record.get('nested_overlap', NESTED_OVERLAP),
+                'classify_tta': record.get('classify_tta', False)}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if backend == 'onnxruntime' and record.get('onnx'):
         _, load_onnx_models = onnx_backend()

@@ -169,6 +169,9 @@ def test_recognizer_flag_nested_overlap():
     p = argparse.ArgumentParser(parents=[cli.recognizer_args('submission', 0.5),
                                          cli.device_args()])
     assert cli.recognizer_settings(p.parse_args(['d.npz', 'c.npz']))['nested_overlap'] == 0.5
+    assert cli.recognizer_settings(p.parse_args(['d.npz', 'c.npz']))['classify_tta'] is False
+    args = p.parse_args(['d.npz', 'c.npz', '--classify-tta'])
+    assert cli.recognizer_settings(args)['classify_tta'] is True
     args = p.parse_args(['d.npz', 'c.npz', '--nested-overlap', '0'])
     assert cli.recognizer_settings(args)['nested_overlap'] == 0.0
     for bad in ('1.5', '-0.1', 'half'):

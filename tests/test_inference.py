@@ -123,6 +123,23 @@ def test_nested_detections_are_dropped_unless_asked_not_to():
         recognizer(nested_overlap='half')
 
 
+def test_classify_tta_asks_the_classifier_for_the_tta_margins():
+    class MarginClassifier(FakeClassifier):
+        def classify(self, image, bboxes, pad_ratios='not asked'):
+            self.asked = pad_ratios
+            return super().classify(image, bboxes)
+
+    page = np.zeros((40, 20, 3), np.uint8)
+    for tta, asked in ((True, 'tta'), (False, 'not asked')):
+        clf = MarginClassifier([0], [0.9])
+        rec = PageRecognizer(FakeDetector([[0, 0, 10, 10]], [0.9]), clf, FakeMapping(),
+                             detection_threshold=0.5, tta=False, classify_tta=tta)
+        assert len(rec.recognize(page)) == 1 and clf.asked == asked and rec.classify_tta is tta
+    # a classifier without pad_ratios serves a recognizer without crop TTA
+    assert PageRecognizer(FakeDetector([[0, 0, 10, 10]], [0.9]), FakeClassifier([0], [0.9]),
+                          FakeMapping(), detection_threshold=0.5, tta=False).recognize(page)
+
+
 def test_untrained_models_end_to_end(tmp_path):
     from kr.classifier import build_classifier
     from kr.datasets import KuzushijiUnicodeMapping

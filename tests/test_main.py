@@ -117,9 +117,11 @@ def test_make_model_folder(tmp_path, capsys):
     assert read_model_folder(out)['nested_overlap'] == 0.5
     assert main(['make-model-folder', det, clf, '--out', out]) == 2
     assert '--overwrite' in capsys.readouterr().err
+    assert read_model_folder(out)['classify_tta'] is False
     assert main(['make-model-folder', det, clf, '--out', out, '--overwrite',
-                 '--nested-overlap', '0']) == 0
+                 '--nested-overlap', '0', '--classify-tta']) == 0
     assert read_model_folder(out)['nested_overlap'] == 0.0
+    assert read_model_folder(out)['classify_tta'] is True
 
 
 def test_recognize_on_two_ranks_writes_the_same_files(model, pages, tmp_path):

@@ -131,6 +131,20 @@ def test_nested_overlap_is_recorded_and_can_be_overridden(tmp_path):
         tiny_model_folder(str(tmp_path / 'bad'), nested_overlap=2)
 
 
+def test_classify_tta_is_recorded_and_can_be_overridden(tmp_path):
+    out = tiny_model_folder(str(tmp_path), classify_tta=True)
+    assert read_model_folder(out)['classify_tta'] is True
+    assert load_model_folder(out).classify_tta is True
+    assert load_model_folder(out, classify_tta=False).classify_tta is False
+    meta = os.path.join(out, 'model.json')
+    with open(meta) as f:
+        record = json.load(f)
+    del record['classify_tta']
+    with open(meta, 'w') as f:
+        json.dump(record, f)
+    assert load_model_folder(out).classify_tta is False     # folders made before: one crop
+
+
 def test_int8_needs_onnx_and_calibration_data(tmp_path):
     det, clf = tiny_runs(str(tmp_path / 'runs'))
     for kwargs in ({'int8': True}, {'int8': True, 'onnx': True},

@@ -16,5 +16,6 @@ from kr.classifier.training import train_classifier_chain  # NOQA
 from kr.classifier.training import train_classifier  # NOQA
 from kr.classifier.transforms import ClassifierTransform  # NOQA
 from kr.classifier.transforms import CLASSIFY_PAD_RATIO  # NOQA
+from kr.classifier.transforms import CLASSIFY_TTA_PAD_RATIOS  # NOQA
 from kr.classifier.transforms import INPUT_SIZE  # NOQA
 from kr.classifier.xception import Xception  # NOQA

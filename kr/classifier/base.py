@@ -7,6 +7,7 @@ import numpy as np
 from kr.bbox import padded_square_boxes
 from kr.classifier.layers import make_divisible
 from kr.classifier.transforms import CLASSIFY_PAD_RATIO
+from kr.classifier.transforms import CLASSIFY_TTA_PAD_RATIOS
 from kr.classifier.transforms import crop_resize
 from kr.classifier.transforms import INPUT_SIZE
 from kr.datasets.image import background_color
@@ -73,8 +74,31 @@ def classification_crops(image, bboxes, size: int = INPUT_SIZE,
     return out
 
 
+def check_pad_ratios(pad_ratios) -> tuple:
+    """Crop margins of :func:`classify_boxes`: ``None`` is the single SPEC crop, ``'tta'``
+    :data:`~kr.classifier.transforms.CLASSIFY_TTA_PAD_RATIOS`; else a non-empty sequence of
+    numbers ``>= 0``.
+
+    Raises:
+        ValueError: An empty sequence or a margin that is not a number ``>= 0``.
+    """
+    if pad_ratios is None:
+        return (CLASSIFY_PAD_RATIO,)
+    if isinstance(pad_ratios, str) and pad_ratios == 'tta':
+        return CLASSIFY_TTA_PAD_RATIOS
+    try:
+        ratios = tuple(float(r) for r in pad_ratios)
+    except (TypeError, ValueError):
+        ratios = ()
+    if not ratios or not all(r >= 0 for r in ratios):
+        raise ValueError("pad_ratios must be None, 'tta' or a non-empty sequence of crop "
+                         'margins >= 0 (fractions of the longer box side), got {!r}'.format(
+                             pad_ratios))
+    return ratios
+
+
 def classify_boxes(predict, image, bboxes, input_size: int,
-                   batch_size: int = CLASSIFY_BATCH_SIZE):
+                   batch_size: int = CLASSIFY_BATCH_SIZE, pad_ratios=None):
     """Crop every box of a page, run ``predict`` on batches of crops, take the argmax.
 
     The one implementation of ``classify`` for every backend (Chainer models and
@@ -86,21 +110,29 @@ def classify_boxes(predict, image, bboxes, input_size: int,
         bboxes: ``(R, 4)`` float xyxy boxes in page pixels.
         input_size: Crop side ``S``.
         batch_size: Crops per ``predict`` call.
+        pad_ratios: Crop margins (:func:`check_pad_ratios`); with several, each box is
+            cropped once per margin and the probabilities are averaged (crop test-time
+            augmentation). Default: the SPEC's one crop of side 1.2 L.
 
     Returns:
-        tuple: ``(R,)`` int32 class indices and ``(R,)`` float32 probabilities.
+        tuple: ``(R,)`` int32 class indices and ``(R,)`` float32 probabilities (of the
+        average, with several margins).
     """
     boxes = check_bboxes(bboxes)
+    ratios = check_pad_ratios(pad_ratios)
     indices = np.zeros(len(boxes), dtype=np.int32)
     scores = np.zeros(len(boxes), dtype=np.float32)
     if len(boxes) == 0:
         return indices, scores
     image = to_array(image)
     for start in range(0, len(boxes), batch_size):
-        crops = classification_crops(image, boxes[start:start + batch_size], input_size)
-        prob = predict(crops)
-        indices[start:start + len(crops)] = prob.argmax(axis=1)
-        scores[start:start + len(crops)] = prob.max(axis=1)
+        batch = boxes[start:start + batch_size]
+        prob = predict(classification_crops(image, batch, input_size, ratios[0]))
+        for ratio in ratios[1:]:
+            prob = prob + predict(classification_crops(image, batch, input_size, ratio))
+        prob = prob / len(ratios)
+        indices[start:start + len(batch)] = prob.argmax(axis=1)
+        scores[start:start + len(batch)] = prob.max(axis=1)
     return indices, scores
 
 
@@ -152,7 +184,7 @@ class ClassifierBase(chainer.Chain):
             prob = F.softmax(self.forward(x)).array
         return chainer.backend.CpuDevice().send(prob)
 
-    def classify(self, image, bboxes, batch_size: int = CLASSIFY_BATCH_SIZE):
+    def classify(self, image, bboxes, batch_size: int = CLASSIFY_BATCH_SIZE, pad_ratios=None):
         """Label every character box of a page (SPEC section 4, "Inference").
 
         Args:
@@ -160,6 +192,8 @@ class ClassifierBase(chainer.Chain):
             bboxes: ``(R, 4)`` float ``(x_min, y_min, x_max, y_max)`` in page pixels; boxes may
                 reach outside the page.
             batch_size: Crops per forward pass.
+            pad_ratios: Crop margins, several for crop test-time augmentation
+                (:func:`classify_boxes`; ``'tta'``: :data:`CLASSIFY_TTA_PAD_RATIOS`).
 
         Returns:
             tuple: ``(indices, scores)``: ``(R,)`` int32 argmax class indices and ``(R,)``
@@ -167,6 +201,7 @@ class ClassifierBase(chainer.Chain):
             when ``bboxes`` is.
 
         Raises:
-            ValueError: Malformed ``bboxes`` (see :func:`check_bboxes`).
+            ValueError: Malformed ``bboxes`` (see :func:`check_bboxes`) or ``pad_ratios``.
         """
-        return classify_boxes(self.predict, image, bboxes, self.input_size, batch_size)
+        return classify_boxes(self.predict, image, bboxes, self.input_size, batch_size,
+                              pad_ratios)

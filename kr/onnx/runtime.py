@@ -154,7 +154,7 @@ class OnnxClassifier:
         x = normalize_image(np.asarray(crops))
         return self.session.run(None, {self.input_name: x})[0]
 
-    def classify(self, image, bboxes, batch_size: int = CLASSIFY_BATCH_SIZE):
+    def classify(self, image, bboxes, batch_size: int = CLASSIFY_BATCH_SIZE, pad_ratios=None):
         """Label every character box of a page; as
         :meth:`ClassifierBase.classify <kr.classifier.ClassifierBase.classify>`.
 
@@ -162,15 +162,17 @@ class OnnxClassifier:
             image: PIL image or ``(H, W, 3)`` uint8 RGB page.
             bboxes: ``(R, 4)`` float ``(x_min, y_min, x_max, y_max)`` in page pixels.
             batch_size: Crops per run.
+            pad_ratios: Crop margins (:func:`kr.classifier.base.classify_boxes`).
 
         Returns:
             tuple: ``(indices, scores)``: ``(R,)`` int32 argmax class indices and ``(R,)``
             float32 softmax probabilities of those classes.
 
         Raises:
-            ValueError: Malformed ``bboxes``.
+            ValueError: Malformed ``bboxes`` or ``pad_ratios``.
         """
-        return classify_boxes(self.predict, image, bboxes, self.input_size, batch_size)
+        return classify_boxes(self.predict, image, bboxes, self.input_size, batch_size,
+                              pad_ratios)
 
 
 def load_onnx_models(export_dir: str, threads: int = None, providers=None):

@@ -8,6 +8,7 @@ from PIL import Image
 from kr.classifier import classification_crops
 from kr.classifier import ClassifierBase
 from kr.classifier import CLASSIFY_PAD_RATIO
+from kr.classifier import CLASSIFY_TTA_PAD_RATIOS
 from kr.classifier import MobileNetV3
 
 
@@ -101,6 +102,39 @@ def test_classify_labels_batches_and_empty():
     assert scores.shape == (0,) and scores.dtype == np.float32
     indices, _ = model.classify(page, [])
     assert indices.shape == (0,)
+
+
+def test_crop_tta_averages_the_margins():
+    # On a page whose red is x and green y, the margins give crops of other mean colours
+    # (the fill past the left edge among them), so other probabilities.
+    page = coordinate_page()
+    page[:, :, 2] = 0
+    boxes = np.array([[2, 30, 12, 50], [40, 20, 60, 36]], np.float32)
+    model = ChannelMeanClassifier()
+
+    def probabilities(pad):
+        x = np.stack([np.moveaxis((c.astype(np.float32) - 127.5) / 128, -1, 0)
+                      for c in classification_crops(page, boxes, 8, pad)])
+        return F.softmax(F.mean(chainer.Variable(x), axis=(2, 3)) * 10).array
+
+    average = sum(probabilities(p) for p in CLASSIFY_TTA_PAD_RATIOS) / 5
+    indices, scores = model.classify(page, boxes, pad_ratios='tta')
+    np.testing.assert_array_equal(indices, average.argmax(axis=1))
+    np.testing.assert_allclose(scores, average.max(axis=1), rtol=1e-6)
+    assert len(model.calls) == 5
+    assert np.abs(average - probabilities(CLASSIFY_PAD_RATIO)).max() > 1e-3
+    # One margin is the SPEC's single crop, to the bit.
+    single = model.classify(page, boxes, pad_ratios=[CLASSIFY_PAD_RATIO])[1]
+    np.testing.assert_array_equal(single, model.classify(page, boxes)[1])
+    assert CLASSIFY_TTA_PAD_RATIOS == (0.05, 0.1, 0.15, 0.2, 0.25)
+
+
+@pytest.mark.parametrize('bad', [[], [0.1, -0.1], 'wide', [None]])
+def test_bad_pad_ratios(bad):
+    with pytest.raises(ValueError, match=r"pad_ratios must be None, 'tta' or a non-empty "
+                                         r'sequence of crop margins >= 0.*got'):
+        ChannelMeanClassifier().classify(coordinate_page(), np.array([[0, 0, 4, 4]]),
+                                         pad_ratios=bad)
 
 
 def _check_classify_returns_numpy(model, device):
