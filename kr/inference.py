@@ -24,10 +24,10 @@ from kr.character import Character  # NOQA: re-exported (the recognizer's output
 from kr.classifier.registry import load_class_table
 from kr.classifier.registry import load_classifier
 from kr.datasets.image import to_array
-from kr.detector.registry import detector_family
 from kr.detector.nms import check_nested_overlap
 from kr.detector.nms import NESTED_OVERLAP
 from kr.detector.nms import suppress_nested
+from kr.detector.registry import detector_family
 from kr.detector.registry import load_detector  # NOQA: re-exported for users
 from kr.detector.tta import AdaptiveScaleDetector
 from kr.detector.tta import ScaledDetector
