@@ -16,8 +16,8 @@ from kr.cli import communicator_args
 from kr.cli import device_args
 from kr.cli import first_pass_args
 from kr.cli import nested_args
-from kr.detector.nms import NESTED_OVERLAP
 from kr.cli import setup_logging
+from kr.detector.nms import NESTED_OVERLAP
 
 logger = logging.getLogger('kr')
 
