@@ -98,6 +98,16 @@ def test_onnx_files_serve_the_onnxruntime_backend(tmp_path):
     assert len(ref) > 0 and abs(len(got) - len(ref)) <= max(1, len(ref) // 100)
 
 
+def drop_setting(out, key):
+    """Remove ``key`` from a folder's model.json, as in a folder made before it existed."""
+    meta = os.path.join(out, 'model.json')
+    with open(meta) as f:
+        record = json.load(f)
+    del record[key]
+    with open(meta, 'w') as f:
+        json.dump(record, f)
+
+
 def test_first_pass_side_is_recorded_and_can_be_overridden(tmp_path):
     out = tiny_model_folder(str(tmp_path), tta=True, first_min_side=512)
     record = read_model_folder(out)
@@ -105,12 +115,7 @@ def test_first_pass_side_is_recorded_and_can_be_overridden(tmp_path):
     assert load_model_folder(out)._detect.first_min_side == 512
     assert load_model_folder(out, first_min_side=320)._detect.first_min_side == 320
     # a folder without the key (made before it existed) runs the original's first pass
-    meta = os.path.join(out, 'model.json')
-    with open(meta) as f:
-        record = json.load(f)
-    del record['first_min_side']
-    with open(meta, 'w') as f:
-        json.dump(record, f)
+    drop_setting(out, 'first_min_side')
     assert load_model_folder(out)._detect.first_min_side == 832
 
 
@@ -120,12 +125,7 @@ def test_nested_overlap_is_recorded_and_can_be_overridden(tmp_path):
     assert load_model_folder(out).nested_overlap == 0.0
     assert load_model_folder(out, nested_overlap=0.7).nested_overlap == 0.7
     # a folder made before the setting existed suppresses nested boxes at the default
-    meta = os.path.join(out, 'model.json')
-    with open(meta) as f:
-        record = json.load(f)
-    del record['nested_overlap']
-    with open(meta, 'w') as f:
-        json.dump(record, f)
+    drop_setting(out, 'nested_overlap')
     assert load_model_folder(out).nested_overlap == 0.5
     with pytest.raises(ValueError, match=r'nested_overlap \(--nested-overlap\)'):
         tiny_model_folder(str(tmp_path / 'bad'), nested_overlap=2)
@@ -136,12 +136,7 @@ def test_classify_tta_is_recorded_and_can_be_overridden(tmp_path):
     assert read_model_folder(out)['classify_tta'] is True
     assert load_model_folder(out).classify_tta is True
     assert load_model_folder(out, classify_tta=False).classify_tta is False
-    meta = os.path.join(out, 'model.json')
-    with open(meta) as f:
-        record = json.load(f)
-    del record['classify_tta']
-    with open(meta, 'w') as f:
-        json.dump(record, f)
+    drop_setting(out, 'classify_tta')
     assert load_model_folder(out).classify_tta is False     # folders made before: one crop
 
 

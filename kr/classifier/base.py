@@ -127,10 +127,8 @@ def classify_boxes(predict, image, bboxes, input_size: int,
     image = to_array(image)
     for start in range(0, len(boxes), batch_size):
         batch = boxes[start:start + batch_size]
-        prob = predict(classification_crops(image, batch, input_size, ratios[0]))
-        for ratio in ratios[1:]:
-            prob = prob + predict(classification_crops(image, batch, input_size, ratio))
-        prob = prob / len(ratios)
+        prob = sum(predict(classification_crops(image, batch, input_size, ratio))
+                   for ratio in ratios) / len(ratios)
         indices[start:start + len(batch)] = prob.argmax(axis=1)
         scores[start:start + len(batch)] = prob.max(axis=1)
     return indices, scores

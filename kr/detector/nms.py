@@ -41,11 +41,37 @@ def _pair_iou(a, b):
     return xp.where(union > 0, inter / xp.where(union > 0, union, 1), 0)
 
 
-def _greedy_keep(n: int, strong, weak):
-    """Positions (in rank order) the greedy pass keeps, where rank ``strong[k]`` suppresses
-    rank ``weak[k] > strong[k]`` when it is itself kept: the fixed point of "kept = not
-    suppressed by a kept, higher-ranked box"."""
-    xp = chainer.backend.get_array_module(strong)
+def _greedy_suppress(bboxes, scores, suppresses):
+    """The greedy pass both suppressions share: visit the boxes by descending score (ties:
+    lower index first; without scores, in the given order) and drop each one that
+    ``suppresses(strong, weak)`` (``(E, 4)`` float64 box pairs, the higher-ranked first ->
+    ``(E,)`` bool) says a kept, higher-ranked box suppresses. Only boxes whose x-ranges
+    overlap are paired; the kept set is the fixed point of "kept = not suppressed by a
+    kept, higher-ranked box".
+
+    Returns:
+        ``(K,)`` int32 indices of the kept boxes, highest score first.
+
+    Raises:
+        ValueError: ``bboxes`` not ``(R, 4)``.
+    """
+    xp = chainer.backend.get_array_module(bboxes)
+    bboxes = xp.asarray(bboxes)
+    if bboxes.ndim != 2 or bboxes.shape[1] != 4:
+        raise ValueError('bboxes must be (R, 4), got shape {}'.format(bboxes.shape))
+    n = len(bboxes)
+    if n == 0:
+        return xp.zeros((0,), dtype=np.int32)
+    if scores is None:
+        order = xp.arange(n)
+    else:
+        order = xp.argsort(-xp.asarray(scores), kind='stable')
+    ranked = bboxes[order].astype(np.float64)
+    a, b = _overlap_pairs(ranked)
+    # Orient each pair from the higher-ranked (lower position) box.
+    strong, weak = xp.minimum(a, b), xp.maximum(a, b)
+    hit = suppresses(ranked[strong], ranked[weak])
+    strong, weak = strong[hit], weak[hit]
     keep = xp.ones(n, dtype=bool)
     for _ in range(n + 1):
         suppressed = xp.zeros(n, dtype=bool)
@@ -54,21 +80,7 @@ def _greedy_keep(n: int, strong, weak):
         if bool((new_keep == keep).all()):
             break
         keep = new_keep
-    return xp.nonzero(keep)[0]
-
-
-def _ranked(bboxes, scores):
-    """``(order, bboxes[order] as float64)``: the boxes by descending score (ties: lower
-    index first), or in the given order without scores; checks the shape."""
-    xp = chainer.backend.get_array_module(bboxes)
-    bboxes = xp.asarray(bboxes)
-    if bboxes.ndim != 2 or bboxes.shape[1] != 4:
-        raise ValueError('bboxes must be (R, 4), got shape {}'.format(bboxes.shape))
-    if scores is None:
-        order = xp.arange(len(bboxes))
-    else:
-        order = xp.argsort(-xp.asarray(scores), kind='stable')
-    return order, bboxes[order].astype(np.float64)
+    return order[xp.nonzero(keep)[0]].astype(np.int32)
 
 
 def non_maximum_suppression(bboxes, threshold: float, scores=None, limit: int = None):
@@ -91,16 +103,7 @@ def non_maximum_suppression(bboxes, threshold: float, scores=None, limit: int = 
     """
     if not 0 < threshold <= 1:
         raise ValueError('NMS threshold must be in (0, 1], got {}'.format(threshold))
-    xp = chainer.backend.get_array_module(bboxes)
-    order, ranked = _ranked(bboxes, scores)
-    n = len(ranked)
-    if n == 0:
-        return xp.zeros((0,), dtype=np.int32)
-    a, b = _overlap_pairs(ranked)
-    # Orient each pair from the higher-ranked (lower position) box.
-    strong, weak = xp.minimum(a, b), xp.maximum(a, b)
-    hit = _pair_iou(ranked[strong], ranked[weak]) >= threshold
-    kept = order[_greedy_keep(n, strong[hit], weak[hit])].astype(np.int32)
+    kept = _greedy_suppress(bboxes, scores, lambda a, b: _pair_iou(a, b) >= threshold)
     return kept if limit is None else kept[:limit]
 
 
@@ -197,12 +200,4 @@ def suppress_nested(bboxes, scores, overlap: float = NESTED_OVERLAP):
     """
     if not 0 < overlap <= 1:
         raise ValueError('nested-box overlap must be in (0, 1], got {}'.format(overlap))
-    xp = chainer.backend.get_array_module(bboxes)
-    order, ranked = _ranked(bboxes, scores)
-    n = len(ranked)
-    if n == 0:
-        return xp.zeros((0,), dtype=np.int32)
-    a, b = _overlap_pairs(ranked)
-    strong, weak = xp.minimum(a, b), xp.maximum(a, b)
-    hit = _pair_nested(ranked[strong], ranked[weak], overlap)
-    return order[_greedy_keep(n, strong[hit], weak[hit])].astype(np.int32)
+    return _greedy_suppress(bboxes, scores, lambda a, b: _pair_nested(a, b, overlap))

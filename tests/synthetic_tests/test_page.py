@@ -215,32 +215,31 @@ def test_no_ruby_in_books_without_it(renderer, vocab):
     assert p.ruby_bboxes.shape == (0, 4) and not p.ruby_ink.any()
 
 
+def median_ratio(renderer, vocab, monkeypatch, rate_name, rate, counts):
+    """Median height / width of the boxes whose character ``counts(char)`` on four pages,
+    with the page module's ``rate_name`` set to ``rate``."""
+    monkeypatch.setattr(page_lib, rate_name, rate)
+    ratios = []
+    for seed in range(4):
+        p = page_lib.render_page(np.random.default_rng(seed), PAGE_HEIGHT * 2, vocab, renderer)
+        for u, (x, y, w, h) in zip(p.unicodes, p.bboxes.tolist()):
+            if counts(chr(int(u[2:], 16))):
+                ratios.append(h / w)
+    return np.median(ratios)
+
+
 def test_elongated_kana(renderer, vocab, monkeypatch):
     def tall_ratio(rate):
-        monkeypatch.setattr(page_lib, 'ELONGATE_RATE', rate)
-        ratios = []
-        for seed in range(4):
-            p = page_lib.render_page(np.random.default_rng(seed), PAGE_HEIGHT * 2, vocab,
-                                     renderer)
-            for u, (x, y, w, h) in zip(p.unicodes, p.bboxes.tolist()):
-                if chr(int(u[2:], 16)) in page_lib.ELONGATED_KANA:
-                    ratios.append(h / w)
-        return np.median(ratios)
+        return median_ratio(renderer, vocab, monkeypatch, 'ELONGATE_RATE', rate,
+                            lambda c: c in page_lib.ELONGATED_KANA)
     # Stretched by 1.4-2.2 times: the median height/width ratio grows by more than 1.3.
     assert tall_ratio(1.0) > 1.3 * tall_ratio(0.0)
 
 
 def test_tall_kanji(renderer, vocab, monkeypatch):
     def kanji_ratio(rate):
-        monkeypatch.setattr(page_lib, 'TALL_KANJI_RATE', rate)
-        ratios = []
-        for seed in range(4):
-            p = page_lib.render_page(np.random.default_rng(seed), PAGE_HEIGHT * 2, vocab,
-                                     renderer)
-            for u, (x, y, w, h) in zip(p.unicodes, p.bboxes.tolist()):
-                if not page_lib.is_kana(chr(int(u[2:], 16))):
-                    ratios.append(h / w)
-        return np.median(ratios)
+        return median_ratio(renderer, vocab, monkeypatch, 'TALL_KANJI_RATE', rate,
+                            lambda c: not page_lib.is_kana(c))
     # Stretched by 1.2-1.6 times with the width kept: the median ratio grows by over 1.2.
     assert kanji_ratio(1.0) > 1.2 * kanji_ratio(0.0)
 
